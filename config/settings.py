@@ -1,0 +1,155 @@
+"""The one settings object. Nothing else in proctorq reads the environment."""
+
+from __future__ import annotations
+
+import base64
+import functools
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
+
+ReviewWord = Literal["passed", "violation", "suspicious", "not_reviewed"]
+REVIEW_WORDS: tuple[ReviewWord, ...] = ("passed", "violation", "suspicious", "not_reviewed")
+
+DEFAULT_VOCABULARY: dict[str, ReviewWord] = {word: word for word in REVIEW_WORDS}
+
+
+class ConfigurationError(Exception):
+    """Start-up cannot go on; the message is one sentence an operator can act on."""
+
+
+class ProviderConfig(BaseModel):
+    """A proctoring vendor as configured in ``PROCTORQ_PROVIDERS``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    secrets: tuple[str, ...] = Field(min_length=1)
+    review_statuses: dict[str, ReviewWord] = Field(
+        default_factory=lambda: dict(DEFAULT_VOCABULARY), min_length=1
+    )
+    passing: tuple[ReviewWord, ...] = ("passed",)
+    require_second_review: bool = True
+    allow_timed_out_state: bool | None = None
+
+    @field_validator("secrets")
+    @classmethod
+    def _secrets_are_standard_webhooks_keys(cls, secrets: tuple[str, ...]) -> tuple[str, ...]:
+        for secret in secrets:
+            raw = secret.removeprefix("whsec_")
+            try:
+                decoded = base64.b64decode(raw, validate=True)
+            except ValueError:
+                raise ValueError(
+                    "each secret must be a base64 key, optionally prefixed with 'whsec_'"
+                ) from None
+            if len(decoded) < 16:
+                raise ValueError("each secret must decode to at least 16 bytes")
+        return secrets
+
+
+class Settings(BaseSettings):
+    """Every ``PROCTORQ_*`` variable, each with a default that works on one machine."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PROCTORQ_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    # Where state lives. Relative paths are relative to the working directory.
+    var_dir: Path = Path("var")
+    database_url: str = "sqlite:///var/proctorq.sqlite3"
+    broker_url: str = "sqla+sqlite:///var/broker.sqlite3"
+
+    jwt_secret: SecretStr | None = None
+    jwt_public_key: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    default_provider: str | None = None
+
+    smtp_url: SecretStr | None = None
+    email_from: str = "proctorq <proctorq@localhost>"
+    support_url: str = "mailto:support@localhost"
+    credit_webhook_url: str | None = None
+    credit_webhook_timeout_seconds: float = 10.0
+
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+
+    # How the pipeline behaves. The defaults suit one machine and the test suite alike.
+    sweep_interval_seconds: float = Field(default=5.0, gt=0)
+    sweep_after_seconds: float = Field(default=5.0, gt=0)
+    timeout_sweep_interval_seconds: float = Field(default=15.0, gt=0)
+    max_deliveries: int = Field(default=8, ge=1)
+    task_time_limit_seconds: int = Field(default=300, ge=10)
+    email_claim_seconds: int = Field(default=600, ge=10)
+    publish_pause_seconds: float = Field(default=2.0, ge=0)
+
+    flower_basic_auth: SecretStr | None = None
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _default_provider_is_known(self) -> Settings:
+        if self.default_provider is None:
+            if len(self.providers) == 1:
+                object.__setattr__(self, "default_provider", next(iter(self.providers)))
+        elif self.default_provider not in self.providers:
+            raise ValueError(
+                f"PROCTORQ_DEFAULT_PROVIDER names {self.default_provider!r}, "
+                "which PROCTORQ_PROVIDERS does not define"
+            )
+        return self
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.var_dir / "mail"
+
+    @property
+    def jwt_key(self) -> str | None:
+        if self.jwt_public_key:
+            return self.jwt_public_key
+        return self.jwt_secret.get_secret_value() if self.jwt_secret else None
+
+    @property
+    def jwt_algorithm(self) -> str:
+        return "RS256" if self.jwt_public_key else "HS256"
+
+
+def _describe(error: Any) -> str:
+    location = [str(part) for part in error["loc"]]
+    message = str(error["msg"]).removeprefix("Value error, ").rstrip(".")
+    if location[:1] == ["providers"] and len(location) >= 2:
+        provider = location[1]
+        field = ".".join(location[2:]) or "(the whole definition)"
+        return f"PROCTORQ_PROVIDERS: provider {provider!r} has a bad field {field!r}: {message}."
+    if not location:
+        return f"{message}."
+    return f"PROCTORQ_{location[0].upper()}: {message}."
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment once; turn a bad value into one sentence."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigurationError(_describe(exc.errors()[0])) from None
+    except SettingsError as exc:
+        field = str(exc).split('"')[1] if '"' in str(exc) else "a setting"
+        raise ConfigurationError(
+            f"PROCTORQ_{field.upper()} could not be parsed: it must be valid JSON."
+        ) from None
+
+
+@functools.cache
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,1 @@
+"""Alembic migrations of proctorq's schema; `proctorq migrate` applies them."""

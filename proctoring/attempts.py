@@ -1,0 +1,161 @@
+"""Attempts: create, find, archive, and the lock that makes one writer per attempt."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from proctoring.clock import utcnow
+from proctoring.db import wake
+from proctoring.errors import Conflict, Invalid, NotFound
+from proctoring.exams import get_exam
+from proctoring.models import Attempt, Exam, Outbox, OutboxKind
+from proctoring.people import get_user
+from proctoring.statuses import Status
+
+ATTEMPT_CODE_BYTES = 24
+
+
+def new_attempt_code() -> str:
+    """Random and unguessable: a vendor holding it can act on the attempt."""
+    return secrets.token_urlsafe(ATTEMPT_CODE_BYTES)
+
+
+def create_attempt(
+    session: Session,
+    *,
+    exam_id: int,
+    user_id: int,
+    taking_as_proctored: bool,
+    external_id: str | None = None,
+) -> Attempt:
+    exam = get_exam(session, exam_id)
+    get_user(session, user_id)
+    if not exam.is_active:
+        raise Invalid(f"exam {exam_id} is not active")
+    attempt = _new_attempt(exam, user_id, taking_as_proctored, external_id)
+    try:
+        with session.begin_nested():
+            session.add(attempt)
+    except IntegrityError:
+        raise Conflict(
+            f"user {user_id} already has an attempt at exam {exam_id}; "
+            "staff archive it before the learner may try again"
+        ) from None
+    return attempt
+
+
+def create_attempt_for_cascade(session: Session, exam: Exam, user_id: int) -> Attempt:
+    """The attempt a cascaded decline needs where the learner never started one.
+
+    Another writer may create the same attempt at the same moment (the learner clicking
+    start): the unique index decides, and the loser takes the winner's attempt.
+    """
+    attempt = _new_attempt(exam, user_id, taking_as_proctored=False, external_id=None)
+    try:
+        with session.begin_nested():
+            session.add(attempt)
+    except IntegrityError:
+        existing = live_attempt(session, exam.id, user_id, lock=True)
+        if existing is None:
+            raise
+        return existing
+    return attempt
+
+
+def _new_attempt(
+    exam: Exam, user_id: int, taking_as_proctored: bool, external_id: str | None
+) -> Attempt:
+    return Attempt(
+        exam_id=exam.id,
+        user_id=user_id,
+        status=Status.created,
+        attempt_code=new_attempt_code(),
+        external_id=external_id,
+        taking_as_proctored=taking_as_proctored,
+        is_sample_attempt=exam.is_practice_exam,
+    )
+
+
+def get_attempt(session: Session, attempt_id: int, *, include_archived: bool = False) -> Attempt:
+    attempt = session.get(Attempt, attempt_id)
+    if attempt is None or (attempt.archived_at is not None and not include_archived):
+        raise NotFound(f"attempt {attempt_id} does not exist")
+    return attempt
+
+
+def live_attempt(
+    session: Session, exam_id: int, user_id: int, *, lock: bool = False
+) -> Attempt | None:
+    query = select(Attempt).where(
+        Attempt.exam_id == exam_id, Attempt.user_id == user_id, Attempt.archived_at.is_(None)
+    )
+    if lock:
+        query = query.with_for_update()
+    return session.scalar(query)
+
+
+def lock_attempts(session: Session, attempt_ids: Sequence[int]) -> list[Attempt]:
+    """Lock attempts for writing, in id order so that two lockers never deadlock.
+
+    PostgreSQL: SELECT … FOR UPDATE. It also waits for every transaction still inserting a
+    request for these attempts (their foreign-key check holds a KEY SHARE lock), so what the
+    locker then reads as pending is complete: nothing received earlier can commit later.
+    SQLite: the transaction already holds the database's write lock.
+    """
+    if not attempt_ids:
+        return []
+    return list(
+        session.scalars(
+            select(Attempt)
+            .where(Attempt.id.in_(sorted(set(attempt_ids))))
+            .order_by(Attempt.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    )
+
+
+def find_attempt_for_vendor(
+    session: Session, provider: str, *, attempt_code: str | None, external_id: str | None
+) -> Attempt:
+    """The attempt a vendor names, archived ones included; another vendor's is not found."""
+    query = select(Attempt).join(Exam, Exam.id == Attempt.exam_id).where(Exam.provider == provider)
+    if attempt_code is not None:
+        query = query.where(Attempt.attempt_code == attempt_code)
+    elif external_id is not None:
+        query = query.where(Attempt.external_id == external_id)
+    else:
+        raise Invalid("a review names its attempt by attempt_code or external_id")
+    # A live attempt before archived ones, then the newest.
+    query = query.order_by(Attempt.archived_at.is_not(None), Attempt.id.desc()).limit(1)
+    attempt = session.scalar(query)
+    if attempt is None:
+        raise NotFound(f"provider {provider!r} has no such attempt")
+    return attempt
+
+
+def archive_attempt(session: Session, attempt_id: int) -> Attempt:
+    """Archive so the learner may try again; the credit requirement is cleared as a follow-up."""
+    get_attempt(session, attempt_id)
+    (attempt,) = lock_attempts(session, [attempt_id])
+    if attempt.archived_at is not None:
+        raise NotFound(f"attempt {attempt_id} does not exist")
+    attempt.archived_at = utcnow()
+    outbox = Outbox(kind=OutboxKind.clear_credit, attempt_id=attempt.id)
+    session.add(outbox)
+    session.flush()
+    wake(session, OutboxKind.clear_credit, [outbox.id])
+    return attempt
+
+
+def attempts_for_user(session: Session, user_id: int) -> Sequence[Attempt]:
+    return session.scalars(
+        select(Attempt)
+        .where(Attempt.user_id == user_id, Attempt.archived_at.is_(None))
+        .order_by(Attempt.id)
+    ).all()

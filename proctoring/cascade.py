@@ -1,0 +1,91 @@
+"""The cascade: declining one exam declines the learner's other proctored exams in the course."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from proctoring.clock import utcnow
+from proctoring.db import wake
+from proctoring.exams import cascade_targets
+from proctoring.models import (
+    Attempt,
+    Exam,
+    OutboxKind,
+    OutboxState,
+    Transition,
+    TransitionState,
+)
+from proctoring.outbox import FollowUpResult, claim, finish
+from proctoring.statuses import Source, Status
+from proctoring.transitions import APPLY
+
+# Rows per INSERT statement: the fan-out costs the same few statements for 10 or 1,000 exams.
+CHUNK = 1000
+
+
+def cascade_key(transition_id: int, exam_id: int) -> str:
+    """Deterministic, so a repeated cascade records each decline once."""
+    return f"cascade:{transition_id}:{exam_id}"
+
+
+def run_cascades(session: Session, outbox_ids: Sequence[int]) -> FollowUpResult:
+    """Record a `declined` request from source `cascade` for each other exam of the course."""
+    result = FollowUpResult()
+    for row in claim(session, OutboxKind.cascade, outbox_ids):
+        assert row.transition_id is not None
+        attempt = session.get_one(Attempt, row.attempt_id)
+        exam = session.get_one(Exam, attempt.exam_id)
+        new_ids = record_cascade(session, row.transition_id, exam, attempt.user_id)
+        wake(session, APPLY, new_ids)
+        finish(row, OutboxState.done)
+        result.done.append(row.id)
+    return result
+
+
+def record_cascade(session: Session, transition_id: int, exam: Exam, user_id: int) -> list[int]:
+    """Insert the cascade requests in one statement per chunk; returns the new ids."""
+    targets = cascade_targets(session, exam.course_id, exam.id)
+    if not targets:
+        return []
+    live = dict(
+        session.execute(
+            select(Attempt.exam_id, Attempt.id).where(
+                Attempt.user_id == user_id,
+                Attempt.exam_id.in_(targets),
+                Attempt.archived_at.is_(None),
+            )
+        ).all()
+    )
+    now = utcnow()
+    rows: list[dict[str, Any]] = [
+        {
+            "attempt_id": live.get(target),
+            "exam_id": target,
+            "user_id": user_id,
+            "to_status": Status.declined,
+            "source": Source.cascade,
+            "idempotency_key": cascade_key(transition_id, target),
+            "state": TransitionState.pending,
+            "received_at": now,
+            "deliveries": 0,
+        }
+        # Attempts in id order: the foreign-key locks are then taken in the order appliers
+        # take theirs, and the two never wait on each other in a circle.
+        for target in sorted(targets, key=lambda t: (live.get(t) or 0, t))
+    ]
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    new_ids: list[int] = []
+    for start in range(0, len(rows), CHUNK):
+        statement = (
+            insert(Transition)
+            .values(rows[start : start + CHUNK])
+            .on_conflict_do_nothing(index_elements=["source", "idempotency_key"])
+            .returning(Transition.id)
+        )
+        new_ids.extend(session.scalars(statement))
+    return sorted(new_ids)

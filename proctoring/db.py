@@ -1,0 +1,110 @@
+"""Engines, sessions and the unit of work: the one place where commits happen."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Wakeup:
+    """A message to send once the commit that recorded its row has happened.
+
+    ``kind`` is "apply" for a transition id, or an outbox kind for an outbox id.
+    """
+
+    kind: str
+    id: int
+
+
+Publisher = Callable[[Sequence[Wakeup]], None]
+
+
+def wake(session: Session, kind: str, ids: Sequence[int]) -> None:
+    """Ask for a message per id after this session commits (never before: rule 1)."""
+    session.info.setdefault("wakeups", []).extend(Wakeup(str(kind), i) for i in ids)
+
+
+def pending_wakeups(session: Session) -> list[Wakeup]:
+    return list(session.info.get("wakeups", ()))
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine tuned for the backend: SQLite serialises writers, PostgreSQL pools."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        kwargs.setdefault("connect_args", {}).setdefault("timeout", 30)
+        engine = create_engine(url, **kwargs)
+        _serialise_sqlite_writers(engine)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_size", 5)
+    kwargs.setdefault("max_overflow", 5)
+    return create_engine(url, **kwargs)
+
+
+def _serialise_sqlite_writers(engine: Engine) -> None:
+    # SQLite has no row locks. Every transaction starts with BEGIN IMMEDIATE, which takes the
+    # database's write lock at once: this is how "one writer per attempt" holds on SQLite (one
+    # writer at all), and it avoids the deadlock of two readers both upgrading to writers.
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+class UnitOfWork:
+    """Commit on success, roll back on error, then publish what the transaction recorded.
+
+    Publishing happens after the commit and its failure is only logged: the rows are the truth
+    and the sweeper publishes them again, so a broker outage delays work but loses none.
+    """
+
+    def __init__(
+        self, session_factory: Callable[[], Session], publisher: Publisher | None = None
+    ) -> None:
+        self._session_factory = session_factory
+        self._publisher = publisher
+
+    @contextmanager
+    def __call__(self) -> Iterator[Session]:
+        session = self._session_factory()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            wakeups = session.info.pop("wakeups", [])
+            session.close()
+        if wakeups and self._publisher is not None:
+            try:
+                self._publisher(wakeups)
+            except Exception:  # the sweeper publishes them again
+                log.warning("publishing %d wake-ups failed; the sweeper will", len(wakeups))

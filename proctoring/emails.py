@@ -1,0 +1,286 @@
+"""Status e-mails (SPEC §7): one template folder per kind, rendered strictly, sent once."""
+
+from __future__ import annotations
+
+import email.utils
+import functools
+import importlib.resources
+import os
+import smtplib
+import ssl
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit
+
+import jinja2
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from proctoring import statuses
+from proctoring.clock import utcnow
+from proctoring.models import (
+    Attempt,
+    Course,
+    Exam,
+    Outbox,
+    OutboxKind,
+    OutboxState,
+    SentEmail,
+    Transition,
+    User,
+)
+from proctoring.outbox import FollowUpResult, claim, finish
+from proctoring.statuses import Status
+
+# --- rendering --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What every status e-mail tells, in both the text and the HTML part."""
+
+    username: str
+    course_name: str
+    exam_name: str
+    status: Status
+    contact_url: str
+
+
+def _common(facts: Facts) -> dict[str, Any]:
+    return {
+        "username": facts.username,
+        "course_name": facts.course_name,
+        "exam_name": facts.exam_name,
+        "status_in_words": statuses.in_words(facts.status),
+        "contact_url": facts.contact_url,
+    }
+
+
+def attempt_submitted(facts: Facts) -> dict[str, Any]:
+    return _common(facts)
+
+
+def attempt_verified(facts: Facts) -> dict[str, Any]:
+    return _common(facts)
+
+
+def attempt_rejected(facts: Facts) -> dict[str, Any]:
+    return {**_common(facts), "appeal_url": facts.contact_url}
+
+
+# Adding an e-mail: a folder under templates/emails/ and a context function here.
+EMAILS: dict[Status, tuple[str, Callable[[Facts], dict[str, Any]]]] = {
+    Status.submitted: ("attempt-submitted", attempt_submitted),
+    Status.verified: ("attempt-verified", attempt_verified),
+    Status.rejected: ("attempt-rejected", attempt_rejected),
+}
+
+
+def templates_dir() -> Path:
+    return Path(str(importlib.resources.files("templates"))) / "emails"
+
+
+@functools.cache
+def environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(templates_dir()),
+        undefined=jinja2.StrictUndefined,
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default=False),
+        keep_trailing_newline=True,
+    )
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+
+
+def render(template: str, context: dict[str, Any]) -> Rendered:
+    env = environment()
+    subject = env.get_template(f"{template}/subject.txt").render(context)
+    return Rendered(
+        # One line whatever a course or exam name holds: no header can be injected.
+        subject=" ".join(subject.split()),
+        text=env.get_template(f"{template}/body.txt").render(context),
+        html=env.get_template(f"{template}/body.html").render(context),
+    )
+
+
+def build_message(
+    rendered: Rendered, *, sender: str, recipient: str, message_id: str
+) -> EmailMessage:
+    message = EmailMessage()
+    message["Subject"] = rendered.subject
+    message["From"] = sender
+    message["To"] = recipient
+    message["Date"] = email.utils.formatdate(localtime=False)
+    # Stable per transition: a receiving server can drop the rare repeat (see RELIABILITY.md).
+    message["Message-ID"] = message_id
+    message.set_content(rendered.text)
+    message.add_alternative(rendered.html, subtype="html")
+    return message
+
+
+# --- sending ----------------------------------------------------------------------------------
+
+
+class Backend(Protocol):
+    def send(self, message: EmailMessage) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class FileBackend:
+    """The embedded default: each e-mail is an .eml file in a folder."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def send(self, message: EmailMessage) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = str(message["Message-ID"]).strip("<>").split("@")[0] + ".eml"
+        fd, temporary = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(message.as_bytes())
+        os.replace(temporary, self.folder / name)
+
+    def close(self) -> None:
+        pass
+
+
+class SMTPBackend:
+    """smtp://host:port, smtps://…, with user and password if given; one connection reused."""
+
+    def __init__(self, url: str, timeout: float = 30.0) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise ValueError("PROCTORQ_SMTP_URL must look like smtp://host:port or smtps://…")
+        self._secure = parts.scheme == "smtps"
+        self._host = parts.hostname
+        self._port = parts.port or (465 if self._secure else 25)
+        self._user = unquote(parts.username) if parts.username else None
+        self._password = unquote(parts.password) if parts.password else None
+        self._timeout = timeout
+        self._connection: smtplib.SMTP | None = None
+
+    def _connect(self) -> smtplib.SMTP:
+        if self._connection is None:
+            if self._secure:
+                connection: smtplib.SMTP = smtplib.SMTP_SSL(
+                    self._host,
+                    self._port,
+                    timeout=self._timeout,
+                    context=ssl.create_default_context(),
+                )
+            else:
+                connection = smtplib.SMTP(self._host, self._port, timeout=self._timeout)
+            if self._user is not None:
+                connection.login(self._user, self._password or "")
+            self._connection = connection
+        return self._connection
+
+    def send(self, message: EmailMessage) -> None:
+        try:
+            self._connect().send_message(message)
+        except (smtplib.SMTPServerDisconnected, ConnectionError):
+            # A reused connection may have been closed by the server: once more, afresh.
+            self.close()
+            self._connect().send_message(message)
+
+    def close(self) -> None:
+        if self._connection is not None:
+            try:
+                self._connection.quit()
+            except (smtplib.SMTPException, OSError):
+                pass
+            self._connection = None
+
+
+class SendFailed(Exception):
+    """The server did not take the message; nothing was sent, so trying again is safe."""
+
+
+def send_status_emails(
+    session: Session,
+    outbox_ids: Sequence[int],
+    backend: Backend,
+    *,
+    sender: str,
+    support_url: str,
+) -> FollowUpResult:
+    """Send the status e-mail of each follow-up, at most one per applied transition.
+
+    The sent-e-mail row is inserted (unique per transition) before the message goes out and
+    marked sent after; the outbox row stays locked meanwhile, so a duplicate delivery of the
+    same follow-up waits or skips instead of sending again. A send that fails leaves the row
+    pending, to be retried; the status it reports is never undone.
+    """
+    result = FollowUpResult()
+    for row in claim(session, OutboxKind.email, outbox_ids):
+        try:
+            with session.begin_nested():
+                sent = _claim_and_send(session, row, backend, sender, support_url)
+        except SendFailed as exc:
+            row.detail = str(exc)[:2000]
+            result.retry(row.id)
+            continue
+        finish(row, OutboxState.done, None if sent else "already sent")
+        result.done.append(row.id)
+    return result
+
+
+def _claim_and_send(
+    session: Session, row: Outbox, backend: Backend, sender: str, support_url: str
+) -> bool:
+    assert row.transition_id is not None
+    if session.scalar(select(SentEmail.id).where(SentEmail.transition_id == row.transition_id)):
+        return False
+    transition = session.get_one(Transition, row.transition_id)
+    attempt = session.get_one(Attempt, row.attempt_id)
+    exam = session.get_one(Exam, attempt.exam_id)
+    course = session.get(Course, exam.course_id)
+    user = session.get_one(User, attempt.user_id)
+    assert transition.result_status is not None
+    template, context_of = EMAILS[transition.result_status]
+    facts = Facts(
+        username=user.username,
+        course_name=(course.name if course and course.name else "your course"),
+        exam_name=exam.exam_name,
+        status=transition.result_status,
+        contact_url=(course.contact_url if course and course.contact_url else support_url),
+    )
+    claim_row = SentEmail(
+        attempt_id=attempt.id,
+        transition_id=transition.id,
+        template=template,
+        recipient=user.email,
+        claimed_at=utcnow(),
+    )
+    try:
+        with session.begin_nested():
+            session.add(claim_row)
+    except IntegrityError:
+        return False  # another worker sent it and committed meanwhile
+    message = build_message(
+        render(template, context_of(facts)),
+        sender=sender,
+        recipient=user.email,
+        message_id=f"<transition-{transition.id}@proctorq>",
+    )
+    try:
+        backend.send(message)
+    except (smtplib.SMTPException, OSError) as exc:
+        raise SendFailed(f"sending failed: {type(exc).__name__}") from exc
+    claim_row.sent_at = utcnow()
+    return True
+
+
+def open_backend(smtp_url: str | None, mail_dir: Path) -> Backend:
+    return SMTPBackend(smtp_url) if smtp_url else FileBackend(mail_dir)

@@ -1,0 +1,331 @@
+"""The tables. Uniqueness rules of SPEC §1 live here as database constraints."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from proctoring.clock import utcnow
+from proctoring.statuses import CreditStatus, Source, Status
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# Ids grow without bound on the busy tables; SQLite only autoincrements INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Aware UTC datetimes on every backend (SQLite keeps no zone of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use proctoring.clock.utcnow()")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, dt.datetime)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        length=32,
+        create_constraint=False,
+        values_callable=lambda members: [m.value for m in members],
+    )
+
+
+class TransitionState(enum.StrEnum):
+    pending = "pending"
+    applied = "applied"
+    noop = "noop"
+    rejected = "rejected"
+    failed = "failed"
+
+
+class ReviewState(enum.StrEnum):
+    applied = "applied"  # a transition to the outcome was recorded
+    held = "held"  # waits for the attempt to be submitted
+    stored = "stored"  # kept, never applied (declined, not proctored, archived)
+
+
+class OutboxKind(enum.StrEnum):
+    credit = "credit"
+    clear_credit = "clear_credit"
+    cascade = "cascade"
+    email = "email"
+
+
+class OutboxState(enum.StrEnum):
+    pending = "pending"
+    done = "done"
+    failed = "failed"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dt.datetime: UTCDateTime()}
+
+
+class Timestamped:
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class User(Timestamped, Base):
+    __tablename__ = "users"
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    username: Mapped[str] = mapped_column(String(150))
+    email: Mapped[str] = mapped_column(String(254))
+    is_staff: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Course(Timestamped, Base):
+    __tablename__ = "courses"
+
+    course_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(255))
+    contact_url: Mapped[str | None] = mapped_column(String(500))
+
+
+class CourseStaff(Base):
+    __tablename__ = "course_staff"
+
+    course_id: Mapped[str] = mapped_column(ForeignKey("courses.course_id"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Exam(Timestamped, Base):
+    __tablename__ = "exams"
+    __table_args__ = (UniqueConstraint("course_id", "content_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    course_id: Mapped[str] = mapped_column(ForeignKey("courses.course_id"), index=True)
+    content_id: Mapped[str] = mapped_column(String(255))
+    exam_name: Mapped[str] = mapped_column(Text)
+    time_limit_mins: Mapped[int] = mapped_column(Integer)
+    due_date: Mapped[dt.datetime | None]
+    external_id: Mapped[str | None] = mapped_column(String(255))
+    is_proctored: Mapped[bool] = mapped_column(Boolean, default=True)
+    is_practice_exam: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    provider: Mapped[str | None] = mapped_column(String(100))
+
+
+class Attempt(Timestamped, Base):
+    __tablename__ = "attempts"
+    __table_args__ = (
+        # One live attempt per (exam, user); archived attempts are kept beside it.
+        Index(
+            "uq_attempts_live_exam_user",
+            "exam_id",
+            "user_id",
+            unique=True,
+            sqlite_where=text("archived_at IS NULL"),
+            postgresql_where=text("archived_at IS NULL"),
+        ),
+        Index("ix_attempts_status_started_at", "status", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    exam_id: Mapped[int] = mapped_column(ForeignKey("exams.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.user_id"), index=True)
+    status: Mapped[Status] = mapped_column(_enum(Status, "attempt_status"))
+    attempt_code: Mapped[str] = mapped_column(String(64), unique=True)
+    external_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    taking_as_proctored: Mapped[bool] = mapped_column(Boolean)
+    is_sample_attempt: Mapped[bool] = mapped_column(Boolean)
+    started_at: Mapped[dt.datetime | None]
+    completed_at: Mapped[dt.datetime | None]
+    allowed_time_limit_mins: Mapped[int | None] = mapped_column(Integer)
+    archived_at: Mapped[dt.datetime | None]
+
+
+class Transition(Base):
+    """A request to move an attempt: the inbox. Never deleted."""
+
+    __tablename__ = "transitions"
+    __table_args__ = (
+        UniqueConstraint("source", "idempotency_key"),
+        Index("ix_transitions_attempt_id_id", "attempt_id", "id"),
+        Index(
+            "ix_transitions_pending",
+            "received_at",
+            sqlite_where=text("state = 'pending'"),
+            postgresql_where=text("state = 'pending'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # Null only for a cascade to an exam the learner never attempted: the attempt is made
+    # when the request is applied, and the column filled in then.
+    attempt_id: Mapped[int | None] = mapped_column(ForeignKey("attempts.id"))
+    exam_id: Mapped[int] = mapped_column(ForeignKey("exams.id"))
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    to_status: Mapped[Status] = mapped_column(_enum(Status, "transition_to_status"))
+    source: Mapped[Source] = mapped_column(_enum(Source, "transition_source"))
+    actor_user_id: Mapped[int | None] = mapped_column(BigInteger)
+    idempotency_key: Mapped[str] = mapped_column(String(255))
+    state: Mapped[TransitionState] = mapped_column(
+        _enum(TransitionState, "transition_state"), default=TransitionState.pending
+    )
+    from_status: Mapped[Status | None] = mapped_column(_enum(Status, "transition_from_status"))
+    result_status: Mapped[Status | None] = mapped_column(
+        _enum(Status, "transition_result_status")
+    )
+    detail: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    applied_at: Mapped[dt.datetime | None]
+    # A time-out stamped with the instant the time ran out (SPEC §6).
+    expired_at: Mapped[dt.datetime | None]
+    # Bookkeeping of the pipeline: how often a worker began applying this request, and
+    # when the sweeper last published it again.
+    deliveries: Mapped[int] = mapped_column(Integer, default=0)
+    last_published_at: Mapped[dt.datetime | None]
+
+
+class AttemptHistory(Base):
+    __tablename__ = "attempt_history"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id"), index=True)
+    from_status: Mapped[Status] = mapped_column(_enum(Status, "history_from_status"))
+    to_status: Mapped[Status] = mapped_column(_enum(Status, "history_to_status"))
+    transition_id: Mapped[int] = mapped_column(ForeignKey("transitions.id"), unique=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Review(Base):
+    __tablename__ = "reviews"
+    __table_args__ = (UniqueConstraint("provider", "webhook_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id"), index=True)
+    provider: Mapped[str] = mapped_column(String(100))
+    webhook_id: Mapped[str] = mapped_column(String(255))
+    review_status: Mapped[str] = mapped_column(String(100))
+    outcome: Mapped[Status] = mapped_column(_enum(Status, "review_outcome"))
+    reviewed_by: Mapped[str | None] = mapped_column(String(255))
+    comments: Mapped[str] = mapped_column(Text, default="")
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    state: Mapped[ReviewState] = mapped_column(_enum(ReviewState, "review_state"))
+    transition_id: Mapped[int | None] = mapped_column(ForeignKey("transitions.id"))
+
+    @property
+    def applied(self) -> bool:
+        return self.state is ReviewState.applied
+
+
+class CreditRequirement(Timestamped, Base):
+    __tablename__ = "credit_requirements"
+    __table_args__ = (UniqueConstraint("user_id", "course_id", "namespace", "name"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    course_id: Mapped[str] = mapped_column(String(255))
+    namespace: Mapped[str] = mapped_column(String(64), default="proctored_exam")
+    name: Mapped[str] = mapped_column(String(255))
+    status: Mapped[CreditStatus] = mapped_column(_enum(CreditStatus, "credit_status"))
+    transition_id: Mapped[int] = mapped_column(ForeignKey("transitions.id"))
+
+
+class SentEmail(Base):
+    """One e-mail per applied transition at most: the row is claimed before sending."""
+
+    __tablename__ = "sent_emails"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id"), index=True)
+    transition_id: Mapped[int] = mapped_column(ForeignKey("transitions.id"), unique=True)
+    template: Mapped[str] = mapped_column(String(64))
+    recipient: Mapped[str] = mapped_column(String(254))
+    claimed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[dt.datetime | None]
+
+
+class Outbox(Base):
+    """A follow-up recorded in the same commit as the status change that caused it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index(
+            "ix_outbox_pending",
+            "created_at",
+            sqlite_where=text("state = 'pending'"),
+            postgresql_where=text("state = 'pending'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[OutboxKind] = mapped_column(_enum(OutboxKind, "outbox_kind"))
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id"), index=True)
+    transition_id: Mapped[int | None] = mapped_column(ForeignKey("transitions.id"), index=True)
+    state: Mapped[OutboxState] = mapped_column(
+        _enum(OutboxState, "outbox_state"), default=OutboxState.pending
+    )
+    detail: Mapped[str | None] = mapped_column(Text)
+    deliveries: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    done_at: Mapped[dt.datetime | None]
+    last_published_at: Mapped[dt.datetime | None]
+
+
+__all__ = [
+    "Attempt",
+    "AttemptHistory",
+    "Base",
+    "Course",
+    "CourseStaff",
+    "CreditRequirement",
+    "Exam",
+    "Outbox",
+    "OutboxKind",
+    "OutboxState",
+    "Review",
+    "ReviewState",
+    "SentEmail",
+    "Source",
+    "Transition",
+    "TransitionState",
+    "User",
+]

@@ -1,0 +1,91 @@
+"""Users, courses and course staff: who is who, and who may act where."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from proctoring.errors import NotFound
+from proctoring.models import Course, CourseStaff, User
+
+
+def upsert_user(
+    session: Session, user_id: int, username: str, email: str, *, is_staff: bool | None = None
+) -> User:
+    """Create or refresh a user; ``is_staff`` None leaves the flag as it is."""
+    user = session.get(User, user_id)
+    if user is None:
+        user = User(user_id=user_id, username=username, email=email, is_staff=bool(is_staff))
+        session.add(user)
+        session.flush()
+        return user
+    if user.username != username:
+        user.username = username
+    if user.email != email:
+        user.email = email
+    if is_staff is not None and user.is_staff != is_staff:
+        user.is_staff = is_staff
+    return user
+
+
+def get_user(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"user {user_id} is unknown")
+    return user
+
+
+def ensure_course(session: Session, course_id: str) -> Course:
+    course = session.get(Course, course_id)
+    if course is None:
+        course = Course(course_id=course_id)
+        session.add(course)
+        session.flush()
+    return course
+
+
+def put_course(
+    session: Session, course_id: str, *, name: str | None, contact_url: str | None
+) -> Course:
+    course = ensure_course(session, course_id)
+    course.name = name
+    course.contact_url = contact_url
+    return course
+
+
+def grant_course_staff(session: Session, course_id: str, user_id: int) -> None:
+    ensure_course(session, course_id)
+    if session.get(CourseStaff, (course_id, user_id)) is None:
+        session.add(CourseStaff(course_id=course_id, user_id=user_id))
+        session.flush()
+
+
+def revoke_course_staff(session: Session, course_id: str, user_id: int) -> bool:
+    """Returns whether there was a grant to revoke."""
+    result = session.execute(
+        delete(CourseStaff).where(
+            CourseStaff.course_id == course_id, CourseStaff.user_id == user_id
+        )
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def is_course_staff(session: Session, course_id: str, user_id: int) -> bool:
+    return (
+        session.scalar(
+            select(CourseStaff.user_id).where(
+                CourseStaff.course_id == course_id, CourseStaff.user_id == user_id
+            )
+        )
+        is not None
+    )
+
+
+def course_staff_ids(session: Session, course_id: str) -> list[int]:
+    return list(
+        session.scalars(
+            select(CourseStaff.user_id)
+            .where(CourseStaff.course_id == course_id)
+            .order_by(CourseStaff.user_id)
+        )
+    )

@@ -1,0 +1,133 @@
+"""Vendor reviews (SPEC §5): store every one, map it to an outcome, apply, hold or keep it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from config import ProviderConfig
+from proctoring import statuses
+from proctoring.attempts import find_attempt_for_vendor
+from proctoring.clock import utcnow
+from proctoring.errors import Invalid, NotFound
+from proctoring.models import Review, ReviewState, Transition
+from proctoring.providers import require_provider
+from proctoring.statuses import Source, Status
+from proctoring.transitions import lock_attempt_for_request, record_transition, review_key
+
+
+def review_outcome(config: ProviderConfig, word: str, reviewed_by: str | None) -> Status:
+    """Map a vendor's word to our status, with the provider's vocabulary."""
+    ours = config.review_statuses.get(word)
+    if ours is None:
+        accepted = ", ".join(repr(w) for w in config.review_statuses)
+        raise Invalid(f"review status {word!r} is not one of the provider's words: {accepted}")
+    if ours in config.passing:
+        return Status.verified
+    if ours == "not_reviewed":
+        return Status.error
+    if reviewed_by or not config.require_second_review:
+        return Status.rejected
+    return Status.second_review_required
+
+
+@dataclass(frozen=True)
+class ReviewReceipt:
+    review: Review
+    transition: Transition | None
+    new: bool
+
+
+def record_review(
+    session: Session,
+    *,
+    provider: str,
+    webhook_id: str,
+    status: str,
+    attempt_code: str | None = None,
+    external_id: str | None = None,
+    reviewed_by: str | None = None,
+    comments: str = "",
+) -> ReviewReceipt:
+    """Store a review once per (provider, webhook id); a repeat returns the first receipt."""
+    config = require_provider(provider)
+    existing = _find(session, provider, webhook_id)
+    if existing is not None:
+        return _receipt(session, existing, new=False)
+    outcome = review_outcome(config, status, reviewed_by)
+    attempt = find_attempt_for_vendor(
+        session, provider, attempt_code=attempt_code, external_id=external_id
+    )
+    transition: Transition | None = None
+    if attempt.archived_at is not None:
+        state = ReviewState.stored
+    else:
+        attempt = lock_attempt_for_request(session, attempt.id)
+        if attempt.status is Status.declined or not attempt.taking_as_proctored:
+            state = ReviewState.stored
+        elif statuses.is_incomplete(attempt.status):
+            state = ReviewState.held
+        else:
+            state = ReviewState.applied
+            transition, _ = record_transition(
+                session,
+                attempt_id=attempt.id,
+                to_status=outcome,
+                source=Source.vendor,
+                idempotency_key=review_key(provider, webhook_id),
+            )
+    review = Review(
+        attempt_id=attempt.id,
+        provider=provider,
+        webhook_id=webhook_id,
+        review_status=status,
+        outcome=outcome,
+        reviewed_by=reviewed_by,
+        comments=comments,
+        received_at=utcnow(),
+        state=state,
+        transition_id=transition.id if transition else None,
+    )
+    try:
+        with session.begin_nested():
+            session.add(review)
+    except IntegrityError:
+        # The same delivery raced us in another transaction, which has committed by now.
+        raced = _find(session, provider, webhook_id)
+        if raced is None:
+            raise
+        return _receipt(session, raced, new=False)
+    return ReviewReceipt(review, transition, new=True)
+
+
+def _find(session: Session, provider: str, webhook_id: str) -> Review | None:
+    return session.scalar(
+        select(Review).where(Review.provider == provider, Review.webhook_id == webhook_id)
+    )
+
+
+def _receipt(session: Session, review: Review, *, new: bool) -> ReviewReceipt:
+    transition = session.get(Transition, review.transition_id) if review.transition_id else None
+    return ReviewReceipt(review, transition, new=new)
+
+
+def record_vendor_ready(
+    session: Session, *, provider: str, external_id: str, webhook_id: str
+) -> tuple[Transition, bool]:
+    """The vendor says the learner's software is ready: a conditional ready_to_start."""
+    require_provider(provider)
+    attempt = find_attempt_for_vendor(
+        session, provider, attempt_code=None, external_id=external_id
+    )
+    if attempt.archived_at is not None:
+        raise NotFound(f"provider {provider!r} has no such attempt")
+    return record_transition(
+        session,
+        attempt_id=attempt.id,
+        to_status=Status.ready_to_start,
+        source=Source.vendor,
+        idempotency_key=review_key(provider, webhook_id),
+    )

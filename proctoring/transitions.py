@@ -1,0 +1,471 @@
+"""Transition requests: record them (the inbox) and apply them (SPEC §3 and §4)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from proctoring import statuses
+from proctoring.attempts import create_attempt_for_cascade, live_attempt, lock_attempts
+from proctoring.clock import utcnow
+from proctoring.db import wake
+from proctoring.errors import Conflict, NotFound
+from proctoring.models import (
+    Attempt,
+    AttemptHistory,
+    Exam,
+    Outbox,
+    OutboxKind,
+    Review,
+    ReviewState,
+    Transition,
+    TransitionState,
+)
+from proctoring.providers import allows_timed_out_state
+from proctoring.statuses import Source, Status
+
+APPLY = "apply"
+FINAL_STATES = frozenset(
+    {TransitionState.applied, TransitionState.noop, TransitionState.rejected, TransitionState.failed}
+)
+
+
+def refusal(from_status: Status, to_status: Status, exam_id: int, user_id: int) -> str:
+    return (
+        f"A status transition from {from_status} to {to_status} was attempted on exam_id "
+        f"{exam_id} for user_id {user_id}. This is not allowed!"
+    )
+
+
+# --- recording --------------------------------------------------------------------------------
+
+
+def scoped_key(actor_user_id: int | None, key: str | None) -> str:
+    """The stored idempotency key of a learner's or staff's request.
+
+    Keys are scoped to the caller, as payment APIs scope them to an account: two learners who
+    both send "submit-1" make two requests, not a conflict. Without a key, every request is new.
+    """
+    if key is None:
+        return f"auto:{uuid.uuid4()}"
+    return f"user:{actor_user_id}:{key}"
+
+
+def lock_attempt_for_request(session: Session, attempt_id: int) -> Attempt:
+    """Hold the attempt against appliers while a request for it is recorded.
+
+    FOR KEY SHARE lets many recorders in at once but waits for (and is waited on by) the
+    applier's FOR UPDATE, so a request is either committed before an applier reads the
+    attempt's pending requests, or recorded after that applier commits. It also makes the
+    status read here the latest committed one.
+    """
+    attempt = session.scalar(
+        select(Attempt)
+        .where(Attempt.id == attempt_id)
+        .with_for_update(read=True, key_share=True)
+        .execution_options(populate_existing=True)
+    )
+    if attempt is None or attempt.archived_at is not None:
+        raise NotFound(f"attempt {attempt_id} does not exist")
+    return attempt
+
+
+def record_transition(
+    session: Session,
+    *,
+    attempt_id: int,
+    to_status: Status,
+    source: Source,
+    idempotency_key: str,
+    actor_user_id: int | None = None,
+    expired_at: dt.datetime | None = None,
+) -> tuple[Transition, bool]:
+    """Record a request in the inbox; returns it and whether it is new.
+
+    The same (source, key) again returns the first request, or raises Conflict if it asked for
+    something else. The apply message is published after the commit.
+    """
+    existing = find_by_key(session, source, idempotency_key)
+    if existing is not None:
+        return _same_request(existing, attempt_id, to_status), False
+    attempt = lock_attempt_for_request(session, attempt_id)
+    transition = Transition(
+        attempt_id=attempt.id,
+        exam_id=attempt.exam_id,
+        user_id=attempt.user_id,
+        to_status=to_status,
+        source=source,
+        actor_user_id=actor_user_id,
+        idempotency_key=idempotency_key,
+        expired_at=expired_at,
+        state=TransitionState.pending,
+        received_at=utcnow(),
+        deliveries=0,
+    )
+    try:
+        with session.begin_nested():
+            session.add(transition)
+    except IntegrityError:
+        # The same key raced us in another transaction, which has committed by now.
+        existing = find_by_key(session, source, idempotency_key)
+        if existing is None:
+            raise
+        return _same_request(existing, attempt_id, to_status), False
+    wake(session, APPLY, [transition.id])
+    return transition, True
+
+
+def _same_request(existing: Transition, attempt_id: int, to_status: Status) -> Transition:
+    if existing.attempt_id != attempt_id or existing.to_status != to_status:
+        raise Conflict(
+            "this Idempotency-Key was already used for a different request "
+            f"(attempt {existing.attempt_id}, to_status {existing.to_status})"
+        )
+    return existing
+
+
+def find_by_key(session: Session, source: Source, key: str) -> Transition | None:
+    return session.scalar(
+        select(Transition).where(Transition.source == source, Transition.idempotency_key == key)
+    )
+
+
+def get_transition(session: Session, transition_id: int) -> Transition:
+    transition = session.get(Transition, transition_id)
+    if transition is None:
+        raise NotFound(f"transition {transition_id} does not exist")
+    return transition
+
+
+def transitions_of_attempt(session: Session, attempt_id: int) -> Sequence[Transition]:
+    return session.scalars(
+        select(Transition).where(Transition.attempt_id == attempt_id).order_by(Transition.id)
+    ).all()
+
+
+# --- applying ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Step:
+    """What one request comes to, before it is written."""
+
+    state: TransitionState
+    result: Status | None = None
+    detail: str | None = None
+    completed_at: dt.datetime | None = None
+
+
+def apply_transitions(session: Session, transition_ids: Iterable[int]) -> list[Transition]:
+    """Apply every pending request of the attempts these requests belong to.
+
+    The caller's transaction holds the attempts' locks until it commits; follow-ups are outbox
+    rows in the same transaction, published after the commit. Returns what was applied.
+    """
+    ids = sorted(set(transition_ids))
+    if not ids:
+        return []
+    rows = session.execute(
+        select(Transition.id, Transition.attempt_id).where(
+            Transition.id.in_(ids), Transition.state == TransitionState.pending
+        )
+    ).all()
+    attempt_ids = {attempt_id for _, attempt_id in rows if attempt_id is not None}
+    for transition_id, attempt_id in rows:
+        if attempt_id is None:
+            attempt_ids.add(_attempt_for_cascade(session, transition_id))
+    done: list[Transition] = []
+    for attempt in lock_attempts(session, sorted(attempt_ids)):
+        done.extend(apply_pending_transitions(session, attempt))
+    return done
+
+
+def _attempt_for_cascade(session: Session, transition_id: int) -> int:
+    """Give a cascade to a never-attempted exam its attempt: the learner's, or a new one."""
+    transition = session.scalar(
+        select(Transition)
+        .where(Transition.id == transition_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    assert transition is not None
+    if transition.attempt_id is None:
+        attempt = live_attempt(session, transition.exam_id, transition.user_id)
+        if attempt is None:
+            exam = session.get_one(Exam, transition.exam_id)
+            attempt = create_attempt_for_cascade(session, exam, transition.user_id)
+        transition.attempt_id = attempt.id
+        session.flush()
+    return transition.attempt_id
+
+
+def apply_pending_transitions(session: Session, attempt: Attempt) -> list[Transition]:
+    """Apply the attempt's pending requests, oldest first. The caller holds the attempt's lock."""
+    pending = session.scalars(
+        select(Transition)
+        .where(Transition.attempt_id == attempt.id, Transition.state == TransitionState.pending)
+        .order_by(Transition.id)
+    ).all()
+    if not pending:
+        return []
+    exam = session.get_one(Exam, attempt.exam_id)
+    done: list[Transition] = []
+    for transition in pending:
+        done.extend(_apply(session, attempt, exam, transition))
+    return done
+
+
+def _apply(
+    session: Session, attempt: Attempt, exam: Exam, transition: Transition
+) -> list[Transition]:
+    now = utcnow()
+    current = attempt.status
+    step = _decide(attempt, exam, transition, now)
+    transition.state = step.state
+    transition.detail = step.detail
+    transition.applied_at = now
+    if attempt.archived_at is None:
+        transition.from_status = current
+    if step.state is TransitionState.noop:
+        transition.result_status = current
+    if step.state is not TransitionState.applied:
+        return [transition]
+
+    result = step.result
+    assert result is not None
+    transition.result_status = result
+    _write_status(attempt, exam, result, now, step.completed_at)
+    session.add(
+        AttemptHistory(
+            attempt_id=attempt.id,
+            from_status=current,
+            to_status=result,
+            transition_id=transition.id,
+            at=now,
+        )
+    )
+    _record_follow_ups(session, attempt, transition, result)
+    done = [transition]
+    if result is Status.submitted:
+        done.extend(_release_held_reviews(session, attempt, exam))
+    return done
+
+
+def _decide(attempt: Attempt, exam: Exam, transition: Transition, now: dt.datetime) -> _Step:
+    """SPEC §3 steps 1–6: what this request comes to, given the attempt as it is now."""
+    rejected, noop = TransitionState.rejected, TransitionState.noop
+    current, requested, source = attempt.status, transition.to_status, transition.source
+
+    # 1. The attempt must exist (an archived one no longer does).
+    if attempt.archived_at is not None:
+        return _Step(rejected, detail="attempt does not exist")
+    # 2. The source may only set its own targets, judged on the target as requested.
+    if not statuses.may_set(source, requested):
+        return _Step(rejected, detail=refusal(current, requested, exam.id, attempt.user_id))
+    # 3. A vendor's "ready" only moves an attempt that has not got further.
+    if (
+        source is Source.vendor
+        and requested is Status.ready_to_start
+        and current not in statuses.VENDOR_READY_FROM
+    ):
+        return _Step(
+            noop,
+            detail=(
+                f"the attempt is {current}; a vendor's ready_to_start applies only while it is "
+                "created or download_software_clicked"
+            ),
+        )
+    # 4. Same status: nothing to do. This is what makes repeats harmless.
+    if requested == current:
+        return _Step(noop, detail=f"the attempt is already {current}")
+    # A cascade leaves an attempt that is already over alone.
+    if source is Source.cascade and statuses.is_completed(current):
+        return _Step(
+            noop,
+            detail=f"the attempt is already {current}, a completed status; a cascade leaves it",
+        )
+    # 5. Aliasing.
+    target, completed_at, why = requested, None, None
+    if requested is Status.timed_out and not _timed_out_allowed(exam, current):
+        target, completed_at = Status.submitted, _expiry_moment(attempt, now)
+        why = f"timed_out became submitted: provider {exam.provider} keeps no timed-out state"
+    elif statuses.is_in_progress(current) and statuses.is_pre_start(requested):
+        target = Status.submitted
+        why = f"{requested} from {current} re-enters the exam, which submits it"
+    if target == current:
+        return _Step(noop, detail=f"{why}; the attempt is already {current}")
+    # 6. Legality.
+    if not _legal(current, target, source):
+        return _Step(rejected, detail=refusal(current, target, exam.id, attempt.user_id))
+    return _Step(TransitionState.applied, result=target, detail=why, completed_at=completed_at)
+
+
+def _timed_out_allowed(exam: Exam, current: Status) -> bool:
+    allowed = allows_timed_out_state(exam.provider)
+    if allowed is None:
+        return current is Status.created
+    return allowed
+
+
+def _expiry_moment(attempt: Attempt, now: dt.datetime) -> dt.datetime:
+    """When the time ran out: start plus allowed minutes, or now if unknown or later."""
+    if attempt.started_at is None or attempt.allowed_time_limit_mins is None:
+        return now
+    return min(now, attempt.started_at + dt.timedelta(minutes=attempt.allowed_time_limit_mins))
+
+
+def _legal(current: Status, target: Status, source: Source) -> bool:
+    if statuses.is_completed(current):
+        if statuses.is_incomplete(target):
+            return False
+        if target is Status.error and source not in (Source.vendor, Source.staff):
+            return False
+    return not (statuses.is_reviewed(current) and source is Source.learner)
+
+
+def _write_status(
+    attempt: Attempt,
+    exam: Exam,
+    result: Status,
+    now: dt.datetime,
+    completed_at: dt.datetime | None,
+) -> None:
+    """SPEC §3 step 7: the status and its time stamps."""
+    attempt.status = result
+    if result is Status.started and attempt.started_at is None:
+        attempt.started_at = now
+        attempt.allowed_time_limit_mins = allowed_minutes(exam, now)
+    elif result is Status.submitted:
+        attempt.completed_at = completed_at or now
+
+
+def allowed_minutes(exam: Exam, now: dt.datetime) -> int:
+    """The exam's limit, or the whole minutes left until it is due if fewer; never below 0."""
+    if exam.due_date is None:
+        return exam.time_limit_mins
+    left = math.floor((exam.due_date - now).total_seconds() / 60)
+    return max(0, min(exam.time_limit_mins, left))
+
+
+def _record_follow_ups(
+    session: Session, attempt: Attempt, transition: Transition, result: Status
+) -> None:
+    """SPEC §3 step 8: outbox rows in this transaction, published after it commits."""
+    kinds: list[OutboxKind] = []
+    if statuses.credit_value(result) is not None:
+        kinds.append(OutboxKind.credit)
+    if statuses.cascades_declines(result) and transition.source is not Source.cascade:
+        if result is Status.declined:
+            attempt.taking_as_proctored = False
+            attempt.external_id = None
+        kinds.append(OutboxKind.cascade)
+    if (
+        statuses.sends_email(result)
+        and attempt.taking_as_proctored
+        and not attempt.is_sample_attempt
+    ):
+        kinds.append(OutboxKind.email)
+    if not kinds:
+        return
+    rows = [Outbox(kind=k, attempt_id=attempt.id, transition_id=transition.id) for k in kinds]
+    session.add_all(rows)
+    session.flush()
+    for row in rows:
+        wake(session, row.kind, [row.id])
+
+
+def _release_held_reviews(session: Session, attempt: Attempt, exam: Exam) -> list[Transition]:
+    """SPEC §3 step 9: reviews that waited for the submit are applied right after it."""
+    held = session.scalars(
+        select(Review)
+        .where(Review.attempt_id == attempt.id, Review.state == ReviewState.held)
+        .order_by(Review.id)
+    ).all()
+    done: list[Transition] = []
+    for review in held:
+        transition = Transition(
+            attempt_id=attempt.id,
+            exam_id=attempt.exam_id,
+            user_id=attempt.user_id,
+            to_status=review.outcome,
+            source=Source.vendor,
+            idempotency_key=review_key(review.provider, review.webhook_id),
+            state=TransitionState.pending,
+            received_at=utcnow(),
+            deliveries=0,
+        )
+        session.add(transition)
+        session.flush()
+        review.state = ReviewState.applied
+        review.transition_id = transition.id
+        done.extend(_apply(session, attempt, exam, transition))
+    return done
+
+
+def review_key(provider: str, webhook_id: str) -> str:
+    """The idempotency key of a vendor's request: its webhook id, within its provider."""
+    return f"{provider}:{webhook_id}"
+
+
+# --- the pipeline's bookkeeping ---------------------------------------------------------------
+
+
+def count_delivery(session: Session, transition_ids: Sequence[int], limit: int) -> list[int]:
+    """Count one more delivery of these requests; fail those delivered ``limit`` times already.
+
+    Runs in its own short transaction before the work, so the count survives a worker that
+    dies mid-apply (Celery cannot count redeliveries after a lost worker). Returns the ids
+    still pending and worth applying.
+    """
+    if not transition_ids:
+        return []
+    session.execute(
+        update(Transition)
+        .where(Transition.id.in_(transition_ids), Transition.state == TransitionState.pending)
+        .values(deliveries=Transition.deliveries + 1)
+    )
+    over = session.scalars(
+        select(Transition.id).where(
+            Transition.id.in_(transition_ids),
+            Transition.state == TransitionState.pending,
+            Transition.deliveries > limit,
+        )
+    ).all()
+    if over:
+        fail_transitions(
+            session,
+            over,
+            f"gave up after {limit} deliveries: applying it kept failing or killing its worker",
+        )
+    return sorted(set(transition_ids) - set(over))
+
+
+def fail_transitions(session: Session, transition_ids: Sequence[int], detail: str) -> None:
+    session.execute(
+        update(Transition)
+        .where(Transition.id.in_(transition_ids), Transition.state == TransitionState.pending)
+        .values(state=TransitionState.failed, detail=detail[:2000], applied_at=utcnow())
+    )
+
+
+def replay_transitions(session: Session, transition_ids: Sequence[int] | None) -> list[int]:
+    """Put failed requests back in the inbox; None means every failed one."""
+    query = select(Transition).where(Transition.state == TransitionState.failed)
+    if transition_ids is not None:
+        query = query.where(Transition.id.in_(transition_ids))
+    replayed = session.scalars(query.order_by(Transition.id)).all()
+    for transition in replayed:
+        transition.state = TransitionState.pending
+        transition.detail = None
+        transition.applied_at = None
+        transition.deliveries = 0
+    ids = [t.id for t in replayed]
+    wake(session, APPLY, ids)
+    return ids

@@ -1,0 +1,1 @@
+"""Templates shipped with proctorq (e-mails under ``emails/``)."""

@@ -1,0 +1,87 @@
+"""Small builders for test data, through the domain's own functions."""
+
+from __future__ import annotations
+
+import itertools
+
+from sqlalchemy.orm import Session
+
+from proctoring import attempts, exams, people, transitions  # noqa: F401
+from proctoring.models import Attempt, Exam, Transition, User
+from proctoring.statuses import Source, Status
+
+_numbers = itertools.count(1)
+
+
+def user(session: Session, user_id: int | None = None, *, is_staff: bool = False) -> User:
+    user_id = user_id or 10_000 + next(_numbers)
+    return people.upsert_user(
+        session, user_id, f"learner{user_id}", f"learner{user_id}@example.test", is_staff=is_staff
+    )
+
+
+def exam(
+    session: Session,
+    course_id: str = "course-v1:proctorq+T1+2026",
+    *,
+    provider: str | None = "acme",
+    **fields: object,
+) -> Exam:
+    number = next(_numbers)
+    values: dict[str, object] = {
+        "content_id": f"block-v1:exam{number}",
+        "exam_name": f"Midterm {number}",
+        "time_limit_mins": 90,
+        "provider": provider,
+    }
+    values.update(fields)
+    return exams.create_exam(session, course_id=course_id, **values)  # type: ignore[arg-type]
+
+
+def attempt(
+    session: Session,
+    exam_row: Exam | None = None,
+    user_row: User | None = None,
+    *,
+    taking_as_proctored: bool = True,
+    external_id: str | None = None,
+) -> Attempt:
+    exam_row = exam_row or exam(session)
+    user_row = user_row or user(session)
+    return attempts.create_attempt(
+        session,
+        exam_id=exam_row.id,
+        user_id=user_row.user_id,
+        taking_as_proctored=taking_as_proctored,
+        external_id=external_id or f"ext-{next(_numbers)}",
+    )
+
+
+def request(
+    session: Session,
+    attempt_row: Attempt,
+    to: str,
+    source: str = "staff",
+    *,
+    key: str | None = None,
+    actor_user_id: int | None = None,
+) -> Transition:
+    """Record a transition request (not yet applied)."""
+    transition, _ = transitions.record_transition(
+        session,
+        attempt_id=attempt_row.id,
+        to_status=Status(to),
+        source=Source(source),
+        idempotency_key=key or f"key-{next(_numbers)}",
+        actor_user_id=actor_user_id,
+    )
+    return transition
+
+
+def move(session: Session, attempt_row: Attempt, to: str, source: str = "staff") -> Transition:
+    """Record a request and apply it at once, as a worker would."""
+    transition = request(session, attempt_row, to, source)
+    transitions.apply_transitions(session, [transition.id])
+    session.flush()
+    session.refresh(attempt_row)
+    return transition

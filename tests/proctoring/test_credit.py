@@ -1,0 +1,145 @@
+"""Credit requirements: upserted in order, cleared on archive, told to the LMS when asked."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from proctoring import credit
+from proctoring.attempts import archive_attempt
+from proctoring.models import (
+    Attempt,
+    CreditRequirement,
+    Outbox,
+    OutboxKind,
+    OutboxState,
+    Transition,
+)
+from tests import factories as f
+from tests.servers import HTTPEndpoint
+
+
+def credit_rows(session: Session, attempt: Attempt) -> list[str]:
+    return [
+        row.status.value
+        for row in session.scalars(
+            select(CreditRequirement).where(CreditRequirement.user_id == attempt.user_id)
+        )
+    ]
+
+
+def outbox_of(session: Session, transition: Transition, kind: str = "credit") -> Outbox:
+    return session.scalars(
+        select(Outbox).where(Outbox.transition_id == transition.id, Outbox.kind == kind)
+    ).one()
+
+
+def test_credit_follows_the_result(session: Session) -> None:
+    attempt = f.attempt(session)
+    f.move(session, attempt, "started")
+    submit = f.move(session, attempt, "submitted")
+    verify = f.move(session, attempt, "verified", "vendor")
+    result = credit.settle_credit(session, [outbox_of(session, submit).id], None)
+    assert credit_rows(session, attempt) == ["submitted"]
+    assert result.done and outbox_of(session, submit).state is OutboxState.done
+    credit.settle_credit(session, [outbox_of(session, verify).id], None)
+    session.flush()
+    session.expire_all()
+    assert credit_rows(session, attempt) == ["satisfied"]
+    row = session.scalars(select(CreditRequirement)).one()
+    exam = session.get_one(type(attempt), attempt.id)
+    assert (row.namespace, row.transition_id) == ("proctored_exam", verify.id)
+    assert row.name == f.exams.get_exam(session, exam.exam_id).content_id
+
+
+def test_an_older_change_never_overwrites_a_newer_one(session: Session) -> None:
+    attempt = f.attempt(session)
+    f.move(session, attempt, "started")
+    submit = f.move(session, attempt, "submitted")
+    verify = f.move(session, attempt, "verified", "vendor")
+    credit.settle_credit(session, [outbox_of(session, verify).id], None)
+    credit.settle_credit(session, [outbox_of(session, submit).id], None)  # arrives late
+    session.flush()
+    session.expire_all()
+    assert credit_rows(session, attempt) == ["satisfied"]
+
+
+def test_settling_twice_is_harmless(session: Session) -> None:
+    attempt = f.attempt(session)
+    decline = f.move(session, attempt, "declined", "learner")
+    row = outbox_of(session, decline)
+    assert credit.settle_credit(session, [row.id], None).done == [row.id]
+    assert credit.settle_credit(session, [row.id], None).done == []
+    assert credit_rows(session, attempt) == ["failed"]
+
+
+def test_archiving_clears_the_attempts_requirement_only(session: Session) -> None:
+    learner = f.user(session)
+    exam = f.exam(session)
+    old = f.attempt(session, exam, learner)
+    decline = f.move(session, old, "declined", "learner")
+    credit.settle_credit(session, [outbox_of(session, decline).id], None)
+    archive_attempt(session, old.id)
+    clear = session.scalars(
+        select(Outbox).where(Outbox.kind == OutboxKind.clear_credit, Outbox.attempt_id == old.id)
+    ).one()
+    credit.settle_credit(session, [clear.id], None)
+    session.flush()
+    session.expire_all()
+    assert credit_rows(session, old) == []
+    assert clear.state is OutboxState.done
+
+
+def test_the_lms_hears_each_change_with_a_stable_idempotency_key(session: Session) -> None:
+    attempt = f.attempt(session)
+    decline = f.move(session, attempt, "declined", "learner")
+    row = outbox_of(session, decline)
+    with HTTPEndpoint(answers=[(503, {"Retry-After": "7"}), (200, {})]) as lms:
+        webhook = credit.CreditWebhook(lms.url)
+        first = credit.settle_credit(session, [row.id], webhook)
+        assert (first.retry_ids, first.retry_after) == ([row.id], 7.0)
+        assert row.state is OutboxState.pending
+        second = credit.settle_credit(session, [row.id], webhook)
+        assert second.done == [row.id]
+        webhook.close()
+    assert [r.headers["Idempotency-Key"] for r in lms.received] == [
+        f"proctorq-credit-{row.id}"
+    ] * 2
+    user = session.get_one(f.User, attempt.user_id)
+    exam = f.exams.get_exam(session, attempt.exam_id)
+    assert lms.received[-1].body == {
+        "user_id": attempt.user_id,
+        "username": user.username,
+        "course_id": exam.course_id,
+        "namespace": "proctored_exam",
+        "name": exam.content_id,
+        "status": "failed",
+        "transition_id": decline.id,
+    }
+
+
+def test_a_client_error_from_the_lms_ends_failed_with_its_answer(session: Session) -> None:
+    attempt = f.attempt(session)
+    row = outbox_of(session, f.move(session, attempt, "declined", "learner"))
+    with HTTPEndpoint(answers=[(422, {})]) as lms:
+        result = credit.settle_credit(session, [row.id], credit.CreditWebhook(lms.url))
+    assert result.failed == [row.id]
+    assert row.state is OutboxState.failed
+    assert "422" in (row.detail or "")
+    assert credit_rows(session, attempt) == ["failed"]  # kept in the database all the same
+
+
+def test_429_and_network_errors_are_retried(session: Session) -> None:
+    attempt = f.attempt(session)
+    row = outbox_of(session, f.move(session, attempt, "declined", "learner"))
+    with HTTPEndpoint(answers=[(429, {})]) as lms:
+        assert credit.settle_credit(session, [row.id], credit.CreditWebhook(lms.url)).retry_ids
+    unreachable = credit.CreditWebhook("http://127.0.0.1:9/credit", timeout=1)
+    assert credit.settle_credit(session, [row.id], unreachable).retry_ids == [row.id]
+
+
+def test_retry_after_reads_seconds_and_dates() -> None:
+    assert credit.retry_after_seconds("12") == 12.0
+    assert credit.retry_after_seconds(None) is None
+    assert credit.retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+    assert credit.retry_after_seconds("soon") is None

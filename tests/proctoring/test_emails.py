@@ -1,0 +1,119 @@
+"""Sending status e-mails: one per applied transition, claimed before sending, retried."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from proctoring import emails, people
+from proctoring.models import Attempt, Outbox, OutboxKind, OutboxState, SentEmail, Transition
+from tests import factories as f
+from tests.servers import SMTPServer
+
+SENDER = "proctorq <noreply@proctorq.test>"
+SUPPORT = "https://support.example.test/"
+
+
+def email_rows(session: Session, attempt: Attempt) -> list[int]:
+    return list(
+        session.scalars(
+            select(Outbox.id).where(Outbox.attempt_id == attempt.id, Outbox.kind == OutboxKind.email)
+        )
+    )
+
+
+def submitted(session: Session, course_name: str | None = "Rocket Science") -> Attempt:
+    exam = f.exam(session, "course-v1:proctorq+Mail+2026", exam_name="Final <b>exam</b>")
+    if course_name:
+        people.put_course(session, exam.course_id, name=course_name, contact_url=None)
+    attempt = f.attempt(session, exam)
+    f.move(session, attempt, "started", "learner")
+    f.move(session, attempt, "submitted", "learner")
+    return attempt
+
+
+def send(session: Session, ids: list[int], backend: emails.Backend):
+    return emails.send_status_emails(session, ids, backend, sender=SENDER, support_url=SUPPORT)
+
+
+def test_one_file_per_transition_by_default(session: Session, tmp_path: Path) -> None:
+    attempt = submitted(session)
+    ids = email_rows(session, attempt)
+    backend = emails.FileBackend(tmp_path)
+    assert send(session, ids, backend).done == ids
+    assert send(session, ids, backend).done == []  # done already
+    files = list(tmp_path.glob("*.eml"))
+    assert len(files) == 1
+    text = files[0].read_text()
+    assert "Rocket Science" in text and "Subject: Proctoring review in progress" in text
+
+
+def test_smtp_sends_once_with_the_facts(session: Session) -> None:
+    attempt = submitted(session)
+    user = session.get_one(f.User, attempt.user_id)
+    ids = email_rows(session, attempt)
+    with SMTPServer() as server:
+        backend = emails.SMTPBackend(server.url)
+        send(session, ids, backend)
+        send(session, ids, backend)
+        backend.close()
+        (message,) = server.messages
+    assert message["To"] == user.email
+    assert message["Message-ID"].startswith("<transition-")
+    html = message.get_body(("html",)).get_content()
+    text = message.get_body(("plain",)).get_content()
+    assert "Final &lt;b&gt;exam&lt;/b&gt;" in html and "Final <b>exam</b>" in text
+    assert user.username in text and SUPPORT in text and "Rocket Science" in html
+    claimed = session.scalars(select(SentEmail)).one()
+    assert claimed.sent_at is not None and claimed.template == "attempt-submitted"
+
+
+def test_a_course_without_name_is_your_course(session: Session, tmp_path: Path) -> None:
+    attempt = submitted(session, course_name=None)
+    send(session, email_rows(session, attempt), emails.FileBackend(tmp_path))
+    (file,) = tmp_path.glob("*.eml")
+    assert "your course" in file.read_text()
+
+
+def test_a_failed_send_is_retried_and_leaves_no_claim(session: Session) -> None:
+    attempt = submitted(session)
+    ids = email_rows(session, attempt)
+    with SMTPServer() as server:
+        server.refuse_next(1)
+        backend = emails.SMTPBackend(server.url)
+        first = send(session, ids, backend)
+        assert first.retry_ids == ids
+        assert session.scalar(select(func.count()).select_from(SentEmail)) == 0
+        assert session.get_one(Outbox, ids[0]).state is OutboxState.pending
+        second = send(session, ids, backend)
+        backend.close()
+        assert second.done == ids and len(server.messages) == 1
+    session.refresh(attempt)
+    assert attempt.status.value == "submitted"  # a failed e-mail never undoes the status
+
+
+def test_a_claim_made_elsewhere_means_no_second_mail(session: Session, tmp_path: Path) -> None:
+    attempt = submitted(session)
+    ids = email_rows(session, attempt)
+    row = session.get_one(Outbox, ids[0])
+    transition = session.get_one(Transition, row.transition_id)
+    session.add(
+        SentEmail(
+            attempt_id=attempt.id,
+            transition_id=transition.id,
+            template="attempt-submitted",
+            recipient="x@example.test",
+        )
+    )
+    session.flush()
+    result = send(session, ids, emails.FileBackend(tmp_path))
+    assert result.done == ids and list(tmp_path.iterdir()) == []
+    assert row.detail == "already sent"
+
+
+def test_the_smtp_url_is_checked() -> None:
+    with pytest.raises(ValueError, match="smtp://"):
+        emails.SMTPBackend("http://127.0.0.1:25")

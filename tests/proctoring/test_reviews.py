@@ -1,0 +1,200 @@
+"""SPEC §5: vendor reviews, stored always, mapped with the provider's words, applied or held."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from config import get_settings
+from proctoring import reviews, transitions
+from proctoring.attempts import archive_attempt
+from proctoring.errors import Invalid, NotFound
+from proctoring.models import Attempt, Review, ReviewState, Transition, TransitionState
+from proctoring.statuses import Status
+from tests import factories as f
+
+_hooks = itertools.count(1)
+
+
+def review(session: Session, attempt: Attempt, word: str, **kw: object) -> reviews.ReviewReceipt:
+    exam_provider = kw.pop("provider", None) or "acme"
+    return reviews.record_review(
+        session,
+        provider=str(exam_provider),
+        webhook_id=str(kw.pop("webhook_id", f"msg_{next(_hooks)}")),
+        status=word,
+        attempt_code=attempt.attempt_code,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def submitted(session: Session, provider: str = "acme", **kw: object) -> Attempt:
+    attempt = f.attempt(session, f.exam(session, provider=provider), **kw)  # type: ignore[arg-type]
+    f.move(session, attempt, "started", "learner")
+    f.move(session, attempt, "submitted", "learner")
+    return attempt
+
+
+@pytest.mark.parametrize(
+    ("provider", "word", "reviewed_by", "outcome"),
+    [
+        ("acme", "passed", None, "verified"),
+        ("acme", "not_reviewed", None, "error"),
+        ("acme", "violation", None, "second_review_required"),
+        ("acme", "suspicious", None, "second_review_required"),
+        ("acme", "violation", "proctor@vendor", "rejected"),
+        ("acme", "suspicious", "Jo Proctor", "rejected"),
+        ("strict", "violation", None, "rejected"),
+        ("strict", "suspicious", None, "rejected"),
+        ("strict", "passed", None, "verified"),
+        ("cleanview", "Clean", None, "verified"),
+        ("cleanview", "Rules Violation", None, "second_review_required"),
+        ("cleanview", "Rules Violation", "Jo", "rejected"),
+        ("cleanview", "Suspicious", None, "second_review_required"),
+        ("cleanview", "Not Reviewed", None, "error"),
+    ],
+)
+def test_mapping_a_review_to_an_outcome(
+    provider: str, word: str, reviewed_by: str | None, outcome: str
+) -> None:
+    config = get_settings().providers[provider]
+    assert reviews.review_outcome(config, word, reviewed_by) is Status(outcome)
+
+
+def test_a_configured_passing_word_can_be_another_of_ours() -> None:
+    config = get_settings().providers["acme"].model_copy(update={"passing": ("passed", "suspicious")})
+    assert reviews.review_outcome(config, "suspicious", None) is Status.verified
+
+
+@pytest.mark.parametrize(("provider", "word"), [("acme", "Clean"), ("cleanview", "clean")])
+def test_a_word_outside_the_vocabulary_names_the_accepted_words(provider: str, word: str) -> None:
+    config = get_settings().providers[provider]
+    with pytest.raises(Invalid) as error:
+        reviews.review_outcome(config, word, None)
+    for accepted in config.review_statuses:
+        assert repr(accepted) in error.value.detail
+
+
+def test_a_review_of_a_submitted_attempt_is_applied(session: Session) -> None:
+    attempt = submitted(session)
+    receipt = review(session, attempt, "passed")
+    assert receipt.review.state is ReviewState.applied and receipt.new
+    assert receipt.transition is not None
+    transitions.apply_transitions(session, [receipt.transition.id])
+    assert receipt.transition.state is TransitionState.applied
+    assert attempt.status is Status.verified
+
+
+def test_a_repeated_delivery_changes_nothing(session: Session) -> None:
+    attempt = submitted(session)
+    first = review(session, attempt, "passed", webhook_id="msg_same")
+    again = review(session, attempt, "violation", webhook_id="msg_same")
+    assert again.review.id == first.review.id and not again.new
+    assert again.transition is not None and first.transition is not None
+    assert again.transition.id == first.transition.id
+    assert session.scalar(select(func.count()).select_from(Review)) == 1
+
+
+def test_the_same_webhook_id_from_two_providers_is_two_reviews(session: Session) -> None:
+    one = review(session, submitted(session, "acme"), "passed", webhook_id="msg_x")
+    two = review(session, submitted(session, "strict"), "passed", webhook_id="msg_x",
+                 provider="strict")
+    assert one.review.id != two.review.id
+
+
+def test_a_review_before_submit_is_held_and_applied_right_after_it(session: Session) -> None:
+    attempt = f.attempt(session)
+    f.move(session, attempt, "started", "learner")
+    receipt = review(session, attempt, "passed")
+    assert receipt.review.state is ReviewState.held and receipt.transition is None
+    assert attempt.status is Status.started  # held: nothing applied yet
+    f.move(session, attempt, "submitted", "learner")
+    session.refresh(receipt.review)
+    assert receipt.review.state is ReviewState.applied
+    review_transition = session.get_one(Transition, receipt.review.transition_id)
+    assert (review_transition.from_status, review_transition.result_status) == (
+        Status.submitted,
+        Status.verified,
+    )
+    assert attempt.status is Status.verified
+
+
+def test_a_held_review_follows_the_submit_immediately(session: Session) -> None:
+    attempt = f.attempt(session)
+    f.move(session, attempt, "started", "learner")
+    receipt = review(session, attempt, "violation", reviewed_by="Jo")
+    submit = f.request(session, attempt, "submitted", "learner")
+    after = f.request(session, attempt, "verified", "staff")
+    transitions.apply_transitions(session, [submit.id])
+    session.flush()
+    session.refresh(receipt.review)
+    held = session.get_one(Transition, receipt.review.transition_id)
+    assert submit.id < after.id < held.id
+    assert held.applied_at is not None and after.applied_at is not None
+    assert held.applied_at <= after.applied_at
+    assert held.result_status is Status.rejected
+    assert after.from_status is Status.rejected and attempt.status is Status.verified
+
+
+@pytest.mark.parametrize("setup", ["declined", "not_proctored"])
+def test_a_review_that_cannot_apply_is_stored(session: Session, setup: str) -> None:
+    attempt = f.attempt(session, taking_as_proctored=setup != "not_proctored")
+    f.move(session, attempt, "started", "learner")
+    if setup == "declined":
+        f.move(session, attempt, "declined", "learner")
+    else:
+        f.move(session, attempt, "submitted", "learner")
+    receipt = review(session, attempt, "passed")
+    assert receipt.review.state is ReviewState.stored and receipt.transition is None
+
+
+def test_a_review_of_an_archived_attempt_is_stored(session: Session) -> None:
+    attempt = submitted(session)
+    archive_attempt(session, attempt.id)
+    receipt = review(session, attempt, "passed")
+    assert receipt.review.state is ReviewState.stored
+
+
+def test_a_review_by_external_id(session: Session) -> None:
+    attempt = submitted(session, external_id="vendor-session-9")
+    receipt = reviews.record_review(
+        session, provider="acme", webhook_id="msg_ext", status="passed",
+        external_id="vendor-session-9",
+    )
+    assert receipt.review.attempt_id == attempt.id
+
+
+def test_another_vendors_attempt_is_not_found(session: Session) -> None:
+    attempt = submitted(session, "acme")
+    with pytest.raises(NotFound):
+        review(session, attempt, "passed", provider="strict")
+
+
+def test_an_unknown_attempt_code_is_not_found(session: Session) -> None:
+    with pytest.raises(NotFound):
+        reviews.record_review(
+            session, provider="acme", webhook_id="m", status="passed", attempt_code="nope"
+        )
+
+
+def test_an_unknown_word_stores_nothing(session: Session) -> None:
+    attempt = submitted(session)
+    with pytest.raises(Invalid):
+        review(session, attempt, "Clean")
+    assert session.scalar(select(func.count()).select_from(Review)) == 0
+
+
+def test_vendor_ready_by_external_id(session: Session) -> None:
+    attempt = f.attempt(session, external_id="vendor-ready-1")
+    transition, new = reviews.record_vendor_ready(
+        session, provider="acme", external_id="vendor-ready-1", webhook_id="msg_r"
+    )
+    again, new_again = reviews.record_vendor_ready(
+        session, provider="acme", external_id="vendor-ready-1", webhook_id="msg_r"
+    )
+    assert new and not new_again and again.id == transition.id
+    transitions.apply_transitions(session, [transition.id])
+    assert attempt.status is Status.ready_to_start

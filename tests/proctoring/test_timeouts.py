@@ -1,0 +1,49 @@
+"""SPEC §6: overdue attempts get one time-out request, whichever path notices first."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy.orm import Session
+
+from proctoring import timeouts, transitions
+from proctoring.clock import utcnow
+from proctoring.models import Attempt
+from proctoring.statuses import Source, Status
+from tests import factories as f
+
+
+def overdue(session: Session, minutes_ago: int = 100) -> Attempt:
+    attempt = f.attempt(session, f.exam(session, time_limit_mins=60))
+    f.move(session, attempt, "started", "learner")
+    attempt.started_at = utcnow() - dt.timedelta(minutes=minutes_ago)
+    session.flush()
+    return attempt
+
+
+def test_the_sweep_records_a_stamped_time_out(session: Session) -> None:
+    attempt = overdue(session)
+    (transition_id,) = timeouts.expire_overdue_attempts(session)
+    transition = transitions.get_transition(session, transition_id)
+    assert (transition.source, transition.to_status) == (Source.system, Status.timed_out)
+    assert transition.expired_at == attempt.started_at + dt.timedelta(minutes=60)
+
+
+def test_both_paths_make_one_request(session: Session) -> None:
+    attempt = overdue(session)
+    seen = timeouts.notice_expiry(session, attempt)
+    assert seen is not None
+    assert timeouts.expire_overdue_attempts(session) == [seen.id]
+    assert timeouts.notice_expiry(session, attempt).id == seen.id  # type: ignore[union-attr]
+    transitions.apply_transitions(session, [seen.id])
+    assert attempt.status is Status.submitted
+    assert attempt.completed_at == seen.expired_at
+    assert timeouts.expire_overdue_attempts(session) == []
+
+
+def test_time_left_or_not_in_progress_is_left_alone(session: Session) -> None:
+    fresh = overdue(session, minutes_ago=10)
+    assert timeouts.notice_expiry(session, fresh) is None
+    submitted = overdue(session)
+    f.move(session, submitted, "submitted", "learner")
+    assert timeouts.expire_overdue_attempts(session) == []

@@ -1,0 +1,139 @@
+"""Real servers on 127.0.0.1 for tests and benchmarks: an SMTP server and an HTTP endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class _Collector:
+    def __init__(self, delay: float, refuse: Callable[[], bool]) -> None:
+        self.messages: list[EmailMessage] = []
+        self.delay = delay
+        self.refuse = refuse
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.refuse():
+            return "451 4.3.0 try again later"
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        with self.lock:
+            self.messages.append(message)  # type: ignore[arg-type]
+        return "250 OK"
+
+
+class SMTPServer:
+    """aiosmtpd on a free port; ``messages`` holds what it accepted."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.port = free_port()
+        self._refusing = 0
+        self._handler = _Collector(delay, self._refuse)
+        self._controller = Controller(self._handler, hostname="127.0.0.1", port=self.port)
+
+    def _refuse(self) -> bool:
+        if self._refusing:
+            self._refusing -= 1
+            return True
+        return False
+
+    def refuse_next(self, count: int) -> None:
+        self._refusing = count
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    @property
+    def messages(self) -> list[EmailMessage]:
+        with self._handler.lock:
+            return list(self._handler.messages)
+
+    def start(self) -> SMTPServer:
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+    def __enter__(self) -> SMTPServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class HTTPEndpoint:
+    """A real HTTP server answering POSTs from a script of (status, headers) answers."""
+
+    answers: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    delay: float = 0.0
+    received: list[Received] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                raw = self.rfile.read(length)
+                if endpoint.delay:
+                    time.sleep(endpoint.delay)
+                status, headers = endpoint.answers.pop(0) if endpoint.answers else (200, {})
+                endpoint.received.append(
+                    Received(self.path, dict(self.headers.items()), json.loads(raw or b"null"))
+                )
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                payload = json.dumps({"status": status}).encode()
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/credit"
+
+    def __enter__(self) -> HTTPEndpoint:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
