@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import logging
 import time
@@ -52,7 +53,7 @@ class Delivery(Protocol):
     def __call__(self, change: CreditChange, idempotency_key: str) -> str | None: ...
 
 
-class RetryLater(Exception):  # noqa: N818 - it is a request, not an error
+class RetryLater(Exception):
     def __init__(self, reason: str, after: float | None = None) -> None:
         super().__init__(reason)
         self.after = after
@@ -89,34 +90,48 @@ def _apply(session: Session, row: Outbox) -> CreditChange | None:
     attempt = session.get_one(Attempt, row.attempt_id)
     exam = session.get_one(Exam, attempt.exam_id)
     user = session.get_one(User, attempt.user_id)
-    key = {
-        "user_id": attempt.user_id,
-        "course_id": exam.course_id,
-        "namespace": NAMESPACE,
-        "name": exam.content_id,
-    }
+    change = CreditChange(
+        user_id=attempt.user_id,
+        username=user.username,
+        course_id=exam.course_id,
+        namespace=NAMESPACE,
+        name=exam.content_id,
+        status=None,
+        transition_id=None,
+    )
+    requirement = (
+        CreditRequirement.user_id == change.user_id,
+        CreditRequirement.course_id == change.course_id,
+        CreditRequirement.namespace == change.namespace,
+        CreditRequirement.name == change.name,
+    )
     if row.kind is OutboxKind.clear_credit:
         # Only the archived attempt's own requirement is cleared: a newer attempt's stays.
         owned = select(Transition.id).where(Transition.attempt_id == attempt.id)
         removed = session.execute(
             delete(CreditRequirement).where(
-                *(getattr(CreditRequirement, k) == v for k, v in key.items()),
-                CreditRequirement.transition_id.in_(owned),
+                *requirement, CreditRequirement.transition_id.in_(owned)
             )
         )
-        if not getattr(removed, "rowcount", 0):
-            return None
-        return CreditChange(username=user.username, status=None, transition_id=None, **key)
+        return change if getattr(removed, "rowcount", 0) else None
 
     assert row.transition_id is not None
     transition = session.get_one(Transition, row.transition_id)
     assert transition.result_status is not None
     value = statuses.credit_value(transition.result_status)
     assert value is not None
-    _upsert(session, {**key, "status": value, "transition_id": transition.id})
-    return CreditChange(
-        username=user.username, status=value.value, transition_id=transition.id, **key
+    _upsert(
+        session,
+        {
+            "user_id": change.user_id,
+            "course_id": change.course_id,
+            "namespace": change.namespace,
+            "name": change.name,
+            "status": value,
+            "transition_id": transition.id,
+        },
     )
+    return dataclasses.replace(change, status=value.value, transition_id=transition.id)
 
 
 def _upsert(session: Session, values: dict[str, Any]) -> None:
@@ -143,7 +158,9 @@ def credit_of_user(
     query = select(CreditRequirement).where(CreditRequirement.user_id == user_id)
     if course_id is not None:
         query = query.where(CreditRequirement.course_id == course_id)
-    return session.scalars(query.order_by(CreditRequirement.course_id, CreditRequirement.name)).all()
+    return session.scalars(
+        query.order_by(CreditRequirement.course_id, CreditRequirement.name)
+    ).all()
 
 
 class CreditWebhook:

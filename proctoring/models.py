@@ -210,9 +210,7 @@ class Transition(Base):
         _enum(TransitionState, "transition_state"), default=TransitionState.pending
     )
     from_status: Mapped[Status | None] = mapped_column(_enum(Status, "transition_from_status"))
-    result_status: Mapped[Status | None] = mapped_column(
-        _enum(Status, "transition_result_status")
-    )
+    result_status: Mapped[Status | None] = mapped_column(_enum(Status, "transition_result_status"))
     detail: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     applied_at: Mapped[dt.datetime | None]

@@ -39,13 +39,9 @@ def backlog(session: Session) -> Backlog:
         )
     }
     oldest = session.scalar(
-        select(func.min(Transition.received_at)).where(
-            Transition.state == TransitionState.pending
-        )
+        select(func.min(Transition.received_at)).where(Transition.state == TransitionState.pending)
     )
-    outbox = dict(
-        session.execute(select(Outbox.state, func.count()).group_by(Outbox.state)).all()
-    )
+    outbox = dict(session.execute(select(Outbox.state, func.count()).group_by(Outbox.state)).all())
     oldest_follow_up = session.scalar(
         select(func.min(Outbox.created_at)).where(Outbox.state == OutboxState.pending)
     )

@@ -119,9 +119,7 @@ def record_vendor_ready(
 ) -> tuple[Transition, bool]:
     """The vendor says the learner's software is ready: a conditional ready_to_start."""
     require_provider(provider)
-    attempt = find_attempt_for_vendor(
-        session, provider, attempt_code=None, external_id=external_id
-    )
+    attempt = find_attempt_for_vendor(session, provider, attempt_code=None, external_id=external_id)
     if attempt.archived_at is not None:
         raise NotFound(f"provider {provider!r} has no such attempt")
     return record_transition(

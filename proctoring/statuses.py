@@ -66,9 +66,7 @@ TABLE: dict[Status, Row] = {
     _S.error: Row(Phase.completed, credit=_C.failed),
 }
 
-REVIEWED: frozenset[Status] = frozenset(
-    {_S.second_review_required, _S.verified, _S.rejected}
-)
+REVIEWED: frozenset[Status] = frozenset({_S.second_review_required, _S.verified, _S.rejected})
 
 # SPEC §4: the targets each source may set.
 TARGETS_BY_SOURCE: dict[Source, frozenset[Status]] = {

@@ -33,7 +33,12 @@ from proctoring.statuses import Source, Status
 
 APPLY = "apply"
 FINAL_STATES = frozenset(
-    {TransitionState.applied, TransitionState.noop, TransitionState.rejected, TransitionState.failed}
+    {
+        TransitionState.applied,
+        TransitionState.noop,
+        TransitionState.rejected,
+        TransitionState.failed,
+    }
 )
 
 
