@@ -6,7 +6,7 @@ import itertools
 
 from sqlalchemy.orm import Session
 
-from proctoring import attempts, exams, people, transitions  # noqa: F401
+from proctoring import attempts, exams, people, transitions
 from proctoring.models import Attempt, Exam, Transition, User
 from proctoring.statuses import Source, Status
 

@@ -159,9 +159,11 @@ class Model:
         current = attempt.status
         if to not in MAY_SET[source]:
             return self._end("rejected")
-        if source == "vendor" and to == "ready_to_start" and current not in PRE_START - {
-            "ready_to_start"
-        }:
+        if (
+            source == "vendor"
+            and to == "ready_to_start"
+            and current not in PRE_START - {"ready_to_start"}
+        ):
             return self._end("noop")
         if to == current:
             return self._end("noop")

@@ -26,7 +26,7 @@ def sample(status: Status, **overrides: str) -> emails.Facts:
 
 
 def test_every_kind_is_registered_and_every_registration_has_a_folder() -> None:
-    assert KINDS == sorted(template for template, _ in emails.EMAILS.values())
+    assert sorted(template for template, _ in emails.EMAILS.values()) == KINDS
 
 
 @pytest.mark.parametrize("kind", ["_base", *KINDS])
@@ -39,7 +39,8 @@ def test_each_folder_has_its_three_files(kind: str) -> None:
 def test_each_kind_renders_strictly_with_every_fact(status: Status) -> None:
     template, context_of = emails.EMAILS[status]
     rendered = emails.render(template, context_of(sample(status)))
-    assert "\n" not in rendered.subject and rendered.subject
+    assert "\n" not in rendered.subject
+    assert rendered.subject
     for part in (rendered.text, rendered.html):
         for fact in ("ada", "Analytical Engines 101", "Final exam", "courses.example.test/contact"):
             assert fact in part
@@ -72,7 +73,8 @@ def test_a_line_break_in_a_name_cannot_add_a_header() -> None:
         rendered, sender="a@example.test", recipient="b@example.test", message_id="<m@x>"
     )
     assert message["Bcc"] is None
-    assert "\n" not in rendered.subject and "\r" not in rendered.subject
+    assert "\n" not in rendered.subject
+    assert "\r" not in rendered.subject
 
 
 @pytest.mark.parametrize(

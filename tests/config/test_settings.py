@@ -16,20 +16,26 @@ def test_defaults_work_on_one_machine(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load_settings(_env_file=None)
     assert settings.database_url.startswith("sqlite:///var/")
     assert settings.broker_url.startswith("sqla+sqlite:///var/")
-    assert settings.jwt_key is None and settings.providers == {}
+    assert settings.jwt_key is None
+    assert settings.providers == {}
     assert settings.default_provider is None
-    assert settings.smtp_url is None and settings.credit_webhook_url is None
+    assert settings.smtp_url is None
+    assert settings.credit_webhook_url is None
     assert settings.max_body_bytes == 1024 * 1024
-    assert settings.email_from and settings.support_url
+    assert settings.email_from
+    assert settings.support_url
 
 
 def test_the_only_provider_is_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PROCTORQ_DEFAULT_PROVIDER", raising=False)
-    monkeypatch.setenv("PROCTORQ_PROVIDERS", json.dumps({"solo": {"secrets": [webhook_secret("s")]}}))
+    monkeypatch.setenv(
+        "PROCTORQ_PROVIDERS", json.dumps({"solo": {"secrets": [webhook_secret("s")]}})
+    )
     settings = load_settings(_env_file=None)
     assert settings.default_provider == "solo"
     solo = settings.providers["solo"]
-    assert solo.require_second_review is True and solo.allow_timed_out_state is None
+    assert solo.require_second_review is True
+    assert solo.allow_timed_out_state is None
     assert solo.passing == ("passed",)
     assert set(solo.review_statuses) == {"passed", "violation", "suspicious", "not_reviewed"}
 
@@ -37,10 +43,16 @@ def test_the_only_provider_is_the_default(monkeypatch: pytest.MonkeyPatch) -> No
 @pytest.mark.parametrize(
     ("definition", "field"),
     [
-        ({"secrets": ["whsec_" + "A" * 40], "require_second_review": "maybe"}, "require_second_review"),
+        (
+            {"secrets": ["whsec_" + "A" * 40], "require_second_review": "maybe"},
+            "require_second_review",
+        ),
         ({"secrets": []}, "secrets"),
         ({"secrets": ["not base64 !!"]}, "secrets"),
-        ({"secrets": ["whsec_" + "A" * 40], "review_statuses": {"Clean": "great"}}, "review_statuses.Clean"),
+        (
+            {"secrets": ["whsec_" + "A" * 40], "review_statuses": {"Clean": "great"}},
+            "review_statuses.Clean",
+        ),
         ({"secrets": ["whsec_" + "A" * 40], "passing": ["fine"]}, "passing.0"),
         ({"secrets": ["whsec_" + "A" * 40], "colour": "blue"}, "colour"),
     ],
@@ -53,13 +65,15 @@ def test_a_bad_provider_is_named_with_its_field(
     with pytest.raises(ConfigurationError) as error:
         load_settings(_env_file=None)
     message = str(error.value)
-    assert "provider 'vendorx'" in message and repr(field) in message
-    assert message.count(".") >= 1 and "\n" not in message
+    assert "provider 'vendorx'" in message
+    assert repr(field) in message
+    assert message.count(".") >= 1
+    assert "\n" not in message
 
 
 def test_providers_that_are_not_json(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PROCTORQ_PROVIDERS", "{not json")
-    with pytest.raises(ConfigurationError, match="PROCTORQ_PROVIDERS .*valid JSON"):
+    with pytest.raises(ConfigurationError, match=r"PROCTORQ_PROVIDERS .*valid JSON"):
         load_settings(_env_file=None)
 
 

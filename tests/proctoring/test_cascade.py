@@ -24,9 +24,10 @@ def run_cascade_of(session: Session, transition: Transition) -> list[Transition]
     cascade.run_cascades(session, [row.id for row in rows])
     created = session.scalars(
         select(Transition)
-        .where(Transition.source == Source.cascade, Transition.idempotency_key.like(
-            f"cascade:{transition.id}:%"
-        ))
+        .where(
+            Transition.source == Source.cascade,
+            Transition.idempotency_key.like(f"cascade:{transition.id}:%"),
+        )
         .order_by(Transition.id)
     ).all()
     transitions.apply_transitions(session, [t.id for t in created])
@@ -66,7 +67,8 @@ def test_a_cascade_is_recorded_once_however_often_it_runs(session: Session) -> N
     ids = [r.id for r in row if r.kind is OutboxKind.cascade]
     first_run = cascade.record_cascade(session, decline.id, first, learner.user_id)
     again = cascade.record_cascade(session, decline.id, first, learner.user_id)
-    assert len(first_run) == 1 and again == []
+    assert len(first_run) == 1
+    assert again == []
     result = cascade.run_cascades(session, ids)
     assert result.done == ids
     assert cascade.run_cascades(session, ids).done == []  # the row is done
@@ -120,7 +122,8 @@ def test_a_rejection_cascades_declines(session: Session) -> None:
         f.move(session, attempt, step)
     rejection = f.move(session, attempt, "rejected", "vendor")
     (cascaded,) = run_cascade_of(session, rejection)
-    assert cascaded.exam_id == other.id and cascaded.result_status is Status.declined
+    assert cascaded.exam_id == other.id
+    assert cascaded.result_status is Status.declined
     assert attempt.taking_as_proctored is True
 
 

@@ -41,7 +41,8 @@ def test_credit_follows_the_result(session: Session) -> None:
     verify = f.move(session, attempt, "verified", "vendor")
     result = credit.settle_credit(session, [outbox_of(session, submit).id], None)
     assert credit_rows(session, attempt) == ["submitted"]
-    assert result.done and outbox_of(session, submit).state is OutboxState.done
+    assert result.done
+    assert outbox_of(session, submit).state is OutboxState.done
     credit.settle_credit(session, [outbox_of(session, verify).id], None)
     session.flush()
     session.expire_all()
@@ -102,9 +103,7 @@ def test_the_lms_hears_each_change_with_a_stable_idempotency_key(session: Sessio
         second = credit.settle_credit(session, [row.id], webhook)
         assert second.done == [row.id]
         webhook.close()
-    assert [r.headers["Idempotency-Key"] for r in lms.received] == [
-        f"proctorq-credit-{row.id}"
-    ] * 2
+    assert [r.headers["Idempotency-Key"] for r in lms.received] == [f"proctorq-credit-{row.id}"] * 2
     user = session.get_one(f.User, attempt.user_id)
     exam = f.exams.get_exam(session, attempt.exam_id)
     assert lms.received[-1].body == {

@@ -20,7 +20,9 @@ SUPPORT = "https://support.example.test/"
 def email_rows(session: Session, attempt: Attempt) -> list[int]:
     return list(
         session.scalars(
-            select(Outbox.id).where(Outbox.attempt_id == attempt.id, Outbox.kind == OutboxKind.email)
+            select(Outbox.id).where(
+                Outbox.attempt_id == attempt.id, Outbox.kind == OutboxKind.email
+            )
         )
     )
 
@@ -48,7 +50,8 @@ def test_one_file_per_transition_by_default(session: Session, tmp_path: Path) ->
     files = list(tmp_path.glob("*.eml"))
     assert len(files) == 1
     text = files[0].read_text()
-    assert "Rocket Science" in text and "Subject: Proctoring review in progress" in text
+    assert "Rocket Science" in text
+    assert "Subject: Proctoring review in progress" in text
 
 
 def test_smtp_sends_once_with_the_facts(session: Session) -> None:
@@ -65,10 +68,14 @@ def test_smtp_sends_once_with_the_facts(session: Session) -> None:
     assert message["Message-ID"].startswith("<transition-")
     html = message.get_body(("html",)).get_content()
     text = message.get_body(("plain",)).get_content()
-    assert "Final &lt;b&gt;exam&lt;/b&gt;" in html and "Final <b>exam</b>" in text
-    assert user.username in text and SUPPORT in text and "Rocket Science" in html
+    assert "Final &lt;b&gt;exam&lt;/b&gt;" in html
+    assert "Final <b>exam</b>" in text
+    assert user.username in text
+    assert SUPPORT in text
+    assert "Rocket Science" in html
     claimed = session.scalars(select(SentEmail)).one()
-    assert claimed.sent_at is not None and claimed.template == "attempt-submitted"
+    assert claimed.sent_at is not None
+    assert claimed.template == "attempt-submitted"
 
 
 def test_a_course_without_name_is_your_course(session: Session, tmp_path: Path) -> None:
@@ -90,7 +97,8 @@ def test_a_failed_send_is_retried_and_leaves_no_claim(session: Session) -> None:
         assert session.get_one(Outbox, ids[0]).state is OutboxState.pending
         second = send(session, ids, backend)
         backend.close()
-        assert second.done == ids and len(server.messages) == 1
+        assert second.done == ids
+        assert len(server.messages) == 1
     session.refresh(attempt)
     assert attempt.status.value == "submitted"  # a failed e-mail never undoes the status
 
@@ -110,7 +118,8 @@ def test_a_claim_made_elsewhere_means_no_second_mail(session: Session, tmp_path:
     )
     session.flush()
     result = send(session, ids, emails.FileBackend(tmp_path))
-    assert result.done == ids and list(tmp_path.iterdir()) == []
+    assert result.done == ids
+    assert list(tmp_path.iterdir()) == []
     assert row.detail == "already sent"
 
 

@@ -53,8 +53,11 @@ def test_listing_a_course(session: Session) -> None:
     practice = f.exam(session, COURSE, is_practice_exam=True)
     f.exam(session, COURSE, is_practice_exam=True, is_proctored=False)
     all_ids = [e.id for e in exams.list_course_exams(session, COURSE)]
-    assert active.id in all_ids and inactive.id in all_ids
-    assert inactive.id not in [e.id for e in exams.list_course_exams(session, COURSE, active_only=True)]
+    assert active.id in all_ids
+    assert inactive.id in all_ids
+    assert inactive.id not in [
+        e.id for e in exams.list_course_exams(session, COURSE, active_only=True)
+    ]
     assert [e.id for e in exams.list_practice_exams(session, COURSE)] == [practice.id]
 
 
@@ -62,8 +65,10 @@ def test_attempts_start_created_with_an_unguessable_code(session: Session) -> No
     practice = f.exam(session, COURSE, is_practice_exam=True)
     one = f.attempt(session, practice)
     two = f.attempt(session, practice)
-    assert one.status is Status.created and one.is_sample_attempt
-    assert one.attempt_code != two.attempt_code and len(one.attempt_code) >= 32
+    assert one.status is Status.created
+    assert one.is_sample_attempt
+    assert one.attempt_code != two.attempt_code
+    assert len(one.attempt_code) >= 32
 
 
 def test_one_live_attempt_per_exam_and_user(session: Session) -> None:
@@ -96,7 +101,8 @@ def test_an_attempt_needs_a_known_user_and_an_active_exam(session: Session) -> N
 def test_users_are_upserted_and_staff_granted(session: Session) -> None:
     user = people.upsert_user(session, 42, "ada", "ada@example.test")
     people.upsert_user(session, 42, "ada.l", "ada@example.test")
-    assert user.username == "ada.l" and not user.is_staff
+    assert user.username == "ada.l"
+    assert not user.is_staff
     people.upsert_user(session, 42, "ada.l", "ada@example.test", is_staff=True)
     assert user.is_staff
     people.grant_course_staff(session, COURSE, 42)

@@ -36,7 +36,8 @@ def test_the_sweep_publishes_stale_rows_again_once_per_interval(session: Session
     count = outbox.sweep(session, dt.timedelta(seconds=5))
     woken = {(w.kind, w.id) for w in pending_wakeups(session)}
     assert ("apply", pending_before.id) in woken
-    assert ("apply", request.id) not in woken and ("apply", done.id) not in woken
+    assert ("apply", request.id) not in woken
+    assert ("apply", done.id) not in woken
     assert {"credit", "cascade"} <= {kind for kind, _ in woken}
     assert count == len(woken)
     session.info.pop("wakeups", None)
@@ -52,7 +53,8 @@ def test_backlog_and_failures_are_visible_and_replayable(session: Session) -> No
     outbox.fail_outbox(session, [rows[0].id], "LMS said 400")
     session.flush()
     report = operations.backlog(session)
-    assert report.failed_transitions == 1 and report.failed_follow_ups == 1
+    assert report.failed_transitions == 1
+    assert report.failed_follow_ups == 1
     assert report.pending_follow_ups == len(rows) - 1
     failed = operations.failed_items(session)
     assert {(i.kind, i.id) for i in failed} == {("transition", t.id), (rows[0].kind, rows[0].id)}

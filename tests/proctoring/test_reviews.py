@@ -65,7 +65,9 @@ def test_mapping_a_review_to_an_outcome(
 
 
 def test_a_configured_passing_word_can_be_another_of_ours() -> None:
-    config = get_settings().providers["acme"].model_copy(update={"passing": ("passed", "suspicious")})
+    config = (
+        get_settings().providers["acme"].model_copy(update={"passing": ("passed", "suspicious")})
+    )
     assert reviews.review_outcome(config, "suspicious", None) is Status.verified
 
 
@@ -81,7 +83,8 @@ def test_a_word_outside_the_vocabulary_names_the_accepted_words(provider: str, w
 def test_a_review_of_a_submitted_attempt_is_applied(session: Session) -> None:
     attempt = submitted(session)
     receipt = review(session, attempt, "passed")
-    assert receipt.review.state is ReviewState.applied and receipt.new
+    assert receipt.review.state is ReviewState.applied
+    assert receipt.new
     assert receipt.transition is not None
     transitions.apply_transitions(session, [receipt.transition.id])
     assert receipt.transition.state is TransitionState.applied
@@ -92,16 +95,19 @@ def test_a_repeated_delivery_changes_nothing(session: Session) -> None:
     attempt = submitted(session)
     first = review(session, attempt, "passed", webhook_id="msg_same")
     again = review(session, attempt, "violation", webhook_id="msg_same")
-    assert again.review.id == first.review.id and not again.new
-    assert again.transition is not None and first.transition is not None
+    assert again.review.id == first.review.id
+    assert not again.new
+    assert again.transition is not None
+    assert first.transition is not None
     assert again.transition.id == first.transition.id
     assert session.scalar(select(func.count()).select_from(Review)) == 1
 
 
 def test_the_same_webhook_id_from_two_providers_is_two_reviews(session: Session) -> None:
     one = review(session, submitted(session, "acme"), "passed", webhook_id="msg_x")
-    two = review(session, submitted(session, "strict"), "passed", webhook_id="msg_x",
-                 provider="strict")
+    two = review(
+        session, submitted(session, "strict"), "passed", webhook_id="msg_x", provider="strict"
+    )
     assert one.review.id != two.review.id
 
 
@@ -109,7 +115,8 @@ def test_a_review_before_submit_is_held_and_applied_right_after_it(session: Sess
     attempt = f.attempt(session)
     f.move(session, attempt, "started", "learner")
     receipt = review(session, attempt, "passed")
-    assert receipt.review.state is ReviewState.held and receipt.transition is None
+    assert receipt.review.state is ReviewState.held
+    assert receipt.transition is None
     assert attempt.status is Status.started  # held: nothing applied yet
     f.move(session, attempt, "submitted", "learner")
     session.refresh(receipt.review)
@@ -133,10 +140,12 @@ def test_a_held_review_follows_the_submit_immediately(session: Session) -> None:
     session.refresh(receipt.review)
     held = session.get_one(Transition, receipt.review.transition_id)
     assert submit.id < after.id < held.id
-    assert held.applied_at is not None and after.applied_at is not None
+    assert held.applied_at is not None
+    assert after.applied_at is not None
     assert held.applied_at <= after.applied_at
     assert held.result_status is Status.rejected
-    assert after.from_status is Status.rejected and attempt.status is Status.verified
+    assert after.from_status is Status.rejected
+    assert attempt.status is Status.verified
 
 
 @pytest.mark.parametrize("setup", ["declined", "not_proctored"])
@@ -148,7 +157,8 @@ def test_a_review_that_cannot_apply_is_stored(session: Session, setup: str) -> N
     else:
         f.move(session, attempt, "submitted", "learner")
     receipt = review(session, attempt, "passed")
-    assert receipt.review.state is ReviewState.stored and receipt.transition is None
+    assert receipt.review.state is ReviewState.stored
+    assert receipt.transition is None
 
 
 def test_a_review_of_an_archived_attempt_is_stored(session: Session) -> None:
@@ -161,7 +171,10 @@ def test_a_review_of_an_archived_attempt_is_stored(session: Session) -> None:
 def test_a_review_by_external_id(session: Session) -> None:
     attempt = submitted(session, external_id="vendor-session-9")
     receipt = reviews.record_review(
-        session, provider="acme", webhook_id="msg_ext", status="passed",
+        session,
+        provider="acme",
+        webhook_id="msg_ext",
+        status="passed",
         external_id="vendor-session-9",
     )
     assert receipt.review.attempt_id == attempt.id
@@ -195,6 +208,8 @@ def test_vendor_ready_by_external_id(session: Session) -> None:
     again, new_again = reviews.record_vendor_ready(
         session, provider="acme", external_id="vendor-ready-1", webhook_id="msg_r"
     )
-    assert new and not new_again and again.id == transition.id
+    assert new
+    assert not new_again
+    assert again.id == transition.id
     transitions.apply_transitions(session, [transition.id])
     assert attempt.status is Status.ready_to_start

@@ -24,8 +24,15 @@ def test_uniqueness_rules_are_constraints(engine: Engine) -> None:
     unique = {
         table: {tuple(c["column_names"]) for c in inspector.get_unique_constraints(table)}
         | {tuple(i["column_names"]) for i in inspector.get_indexes(table) if i["unique"]}
-        for table in ("exams", "attempts", "transitions", "reviews", "credit_requirements",
-                      "sent_emails", "attempt_history")
+        for table in (
+            "exams",
+            "attempts",
+            "transitions",
+            "reviews",
+            "credit_requirements",
+            "sent_emails",
+            "attempt_history",
+        )
     }
     assert ("course_id", "content_id") in unique["exams"]
     assert ("exam_id", "user_id") in unique["attempts"]

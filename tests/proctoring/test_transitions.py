@@ -26,9 +26,9 @@ def refusal(frm: str, to: str, attempt: Attempt) -> str:
 
 def history(session: Session, attempt: Attempt) -> list[tuple[str, str]]:
     rows = session.scalars(
-        select(AttemptHistory).where(AttemptHistory.attempt_id == attempt.id).order_by(
-            AttemptHistory.id
-        )
+        select(AttemptHistory)
+        .where(AttemptHistory.attempt_id == attempt.id)
+        .order_by(AttemptHistory.id)
     )
     return [(row.from_status.value, row.to_status.value) for row in rows]
 
