@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 import httpx
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -19,6 +19,7 @@ from proctoring import statuses
 from proctoring.clock import utcnow
 from proctoring.models import (
     Attempt,
+    AttemptHistory,
     CreditRequirement,
     Exam,
     Outbox,
@@ -120,6 +121,10 @@ def _apply(session: Session, row: Outbox) -> CreditChange | None:
     assert transition.result_status is not None
     value = statuses.credit_value(transition.result_status)
     assert value is not None
+    applied_as = session.scalar(
+        select(AttemptHistory.id).where(AttemptHistory.transition_id == transition.id)
+    )
+    assert applied_as is not None
     _upsert(
         session,
         {
@@ -130,12 +135,19 @@ def _apply(session: Session, row: Outbox) -> CreditChange | None:
             "status": value,
             "transition_id": transition.id,
         },
+        applied_as,
     )
     return dataclasses.replace(change, status=value.value, transition_id=transition.id)
 
 
-def _upsert(session: Session, values: dict[str, Any]) -> None:
-    """Insert or update; an older change never overwrites a newer one (ids grow in order)."""
+def _upsert(session: Session, values: dict[str, Any], applied_as: int) -> None:
+    """Insert or update; an older change never overwrites a newer one.
+
+    Changes can arrive out of order (two credit tasks running at once). "Older" is judged by
+    the order the transitions were applied in, which the history rows' ids record: a
+    transition's own id is the order it was received in, and a held review is received
+    before, but applied after, the requests around its submit.
+    """
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     now = utcnow()
@@ -147,7 +159,12 @@ def _upsert(session: Session, values: dict[str, Any]) -> None:
             "transition_id": statement.excluded.transition_id,
             "updated_at": now,
         },
-        where=CreditRequirement.transition_id < statement.excluded.transition_id,
+        # The subquery refers to the row already there. Written out, because a subquery
+        # inside ON CONFLICT has no enclosing SELECT for SQLAlchemy to correlate it with.
+        where=text(
+            "(SELECT h.id FROM attempt_history AS h "
+            "WHERE h.transition_id = credit_requirements.transition_id) < :applied_as"
+        ).bindparams(applied_as=applied_as),
     )
     session.execute(statement)
 

@@ -92,50 +92,54 @@ def fail_outbox(session: Session, outbox_ids: Sequence[int], detail: str) -> Non
     )
 
 
-def sweep(session: Session, older_than: dt.timedelta, limit: int = 5000) -> int:
-    """Publish again what is still pending a while after it was recorded or last published.
+def sweep_inbox(session: Session, older_than: dt.timedelta, limit: int = 5000) -> int:
+    """Publish again the requests still pending a while after they were received.
 
     This is what makes a crash between commit and publish, or a broker outage, lose nothing.
-    A row is published again at most once per ``older_than``, so a long backlog is not flooded.
+    A row is published again at most once per ``older_than``, so a backlog is not flooded.
     """
-    cutoff = utcnow() - older_than
     now = utcnow()
-    transition_ids = list(
+    ids = list(
         session.scalars(
             select(Transition.id)
             .where(
                 Transition.state == TransitionState.pending,
-                func.coalesce(Transition.last_published_at, Transition.received_at) < cutoff,
+                func.coalesce(Transition.last_published_at, Transition.received_at)
+                < now - older_than,
             )
             .order_by(Transition.id)
             .limit(limit)
         )
     )
-    if transition_ids:
+    if ids:
         session.execute(
-            update(Transition)
-            .where(Transition.id.in_(transition_ids))
-            .values(last_published_at=now)
+            update(Transition).where(Transition.id.in_(ids)).values(last_published_at=now)
         )
-        wake(session, APPLY, transition_ids)
-    outbox_rows = session.execute(
+        wake(session, APPLY, ids)
+    return len(ids)
+
+
+def relay_outbox(session: Session, older_than: dt.timedelta, limit: int = 5000) -> int:
+    """Publish again the follow-ups still pending a while after they were recorded."""
+    now = utcnow()
+    rows = session.execute(
         select(Outbox.id, Outbox.kind)
         .where(
             Outbox.state == OutboxState.pending,
-            func.coalesce(Outbox.last_published_at, Outbox.created_at) < cutoff,
+            func.coalesce(Outbox.last_published_at, Outbox.created_at) < now - older_than,
         )
         .order_by(Outbox.id)
         .limit(limit)
     ).all()
-    if outbox_rows:
+    if rows:
         session.execute(
             update(Outbox)
-            .where(Outbox.id.in_([row_id for row_id, _ in outbox_rows]))
+            .where(Outbox.id.in_([row_id for row_id, _ in rows]))
             .values(last_published_at=now)
         )
-        for row_id, kind in outbox_rows:
+        for row_id, kind in rows:
             wake(session, kind, [row_id])
-    return len(transition_ids) + len(outbox_rows)
+    return len(rows)
 
 
 def replay_outbox(session: Session, outbox_ids: Sequence[int] | None) -> list[int]:

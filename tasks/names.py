@@ -1,0 +1,23 @@
+"""Stable task names. Messages outlive deploys: renaming a function must not orphan work.
+
+A test pins these strings; change one only with a migration plan for queued messages.
+"""
+
+from __future__ import annotations
+
+APPLY_TRANSITIONS = "proctorq.apply_transitions"
+CASCADE_DECLINES = "proctorq.cascade_declines"
+UPDATE_CREDIT = "proctorq.update_credit"
+SEND_STATUS_EMAIL = "proctorq.send_status_email"
+SWEEP_INBOX = "proctorq.sweep_inbox"
+RELAY_OUTBOX = "proctorq.relay_outbox"
+EXPIRE_OVERDUE_ATTEMPTS = "proctorq.expire_overdue_attempts"
+
+# What each kind of wake-up (proctoring.db.Wakeup.kind) is sent as.
+BY_WAKEUP = {
+    "apply": APPLY_TRANSITIONS,
+    "cascade": CASCADE_DECLINES,
+    "credit": UPDATE_CREDIT,
+    "clear_credit": UPDATE_CREDIT,
+    "email": SEND_STATUS_EMAIL,
+}

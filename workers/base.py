@@ -1,0 +1,131 @@
+"""The base task: unit of work, delivery count, retries and logging context, in one place."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import sqlalchemy.exc
+from celery import Task
+from celery.exceptions import SoftTimeLimitExceeded
+from kombu.exceptions import OperationalError as BrokerError
+from sqlalchemy.orm import Session
+
+from config import get_settings
+from config.logging import log_context
+from proctoring.outbox import FollowUpResult
+from workers.app import MAX_RETRY_DELAY_SECONDS
+from workers.resources import unit_of_work
+
+log = logging.getLogger(__name__)
+
+# Errors that pass: the database or broker is away for a moment, a deadlock was broken, a
+# task ran out of time. Trying again later is the whole remedy.
+#
+# IntegrityError is among them on purpose: the domain resolves the races it knows with
+# savepoints, and one it does not know (two transactions inserting the same unique row) is
+# settled by the time the retry runs. The delivery count bounds the rare one that persists.
+PASSING_ERRORS: tuple[type[BaseException], ...] = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
+    sqlalchemy.exc.IntegrityError,
+    BrokerError,
+    ConnectionError,
+    TimeoutError,
+    SoftTimeLimitExceeded,
+)
+
+Counter = Callable[[Session, Sequence[int], int], list[int]]
+GiveUp = Callable[[Session, Sequence[int], str], None]
+
+
+def backoff(retries: int, base: float = 1.0, cap: float = MAX_RETRY_DELAY_SECONDS) -> float:
+    """Exponential, capped, with full jitter: retries after an outage do not arrive together."""
+    return random.uniform(0, min(cap, base * 2**retries))  # noqa: S311 - not cryptographic
+
+
+class ProctorqTask(Task):  # type: ignore[misc]
+    """A task takes a list of ids (or nothing), and its function a session and those ids.
+
+    - The delivery of the ids is counted in the database, in its own commit, before the work:
+      a message that keeps failing or keeps killing its worker ends `failed` after
+      ``max_deliveries`` with its reason, which Celery alone cannot do after a lost worker.
+    - The work runs in one unit of work: commit on success, roll back on error, publish what
+      it recorded after the commit.
+    - Passing errors are retried with backoff; any other error fails the ids at once, with
+      the error as their detail, for an operator to look at and replay.
+    """
+
+    abstract = True
+    max_retries = 25
+    typing = False
+    count_delivery: Counter | None = None
+    give_up: GiveUp | None = None
+
+    def __call__(self, ids: Sequence[int] | None = None) -> Any:
+        with log_context(task=self.name, ids=_show(ids)):
+            return self._run_counted(None if ids is None else list(ids))
+
+    def _run_counted(self, ids: list[int] | None) -> Any:
+        uow = unit_of_work()
+        try:
+            if ids is not None and self.count_delivery is not None:
+                with uow() as session:
+                    ids = self.count_delivery(session, ids, get_settings().max_deliveries)
+                if not ids:
+                    return None
+            with uow() as session:
+                result = self.run(session) if ids is None else self.run(session, ids)
+        except PASSING_ERRORS as exc:
+            delay = backoff(self.request.retries)
+            log.warning("%s; trying again in %.1f s", _describe(exc), delay)
+            raise self.retry(
+                exc=exc, countdown=delay, args=[ids] if ids is not None else None
+            ) from exc
+        except Exception as exc:
+            self._fail(ids, exc)
+            raise
+        if isinstance(result, FollowUpResult) and result.retry_ids:
+            delay = result.retry_after or backoff(self.request.retries)
+            log.info("%d to try again in %.1f s", len(result.retry_ids), delay)
+            raise self.retry(args=[result.retry_ids], countdown=min(delay, MAX_RETRY_DELAY_SECONDS))
+        return _summary(result)
+
+    def _fail(self, ids: list[int] | None, exc: Exception) -> None:
+        """An error that will not pass by itself: isolate it, then record it."""
+        if not ids or self.give_up is None:
+            log.exception("%s", _describe(exc))
+            return
+        if len(ids) > 1:
+            # One of these ids may be the culprit: each goes again on its own, so the others
+            # are not failed with it.
+            log.warning("%s; sending the %d ids again one by one", _describe(exc), len(ids))
+            for one in ids:
+                self.apply_async(args=[[one]])
+            return
+        log.exception("%s; giving up on id %s", _describe(exc), ids[0])
+        with unit_of_work()() as session:
+            self.give_up(session, ids, _describe(exc))
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}"[:500]
+
+
+def _show(ids: Sequence[int] | None) -> str:
+    if ids is None:
+        return "-"
+    shown = ",".join(str(i) for i in list(ids)[:10])
+    return shown + (f",…(+{len(ids) - 10})" if len(ids) > 10 else "")
+
+
+def _summary(result: Any) -> Any:
+    if isinstance(result, FollowUpResult):
+        return {"done": len(result.done), "failed": len(result.failed)}
+    if isinstance(result, list):
+        return len(result)
+    return result
