@@ -142,3 +142,28 @@ def test_retry_after_reads_seconds_and_dates() -> None:
     assert credit.retry_after_seconds(None) is None
     assert credit.retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
     assert credit.retry_after_seconds("soon") is None
+
+
+def test_order_is_the_order_applied_even_around_a_held_review(session: Session) -> None:
+    from proctoring import reviews, transitions
+
+    attempt = f.attempt(session)
+    f.move(session, attempt, "started")
+    held = reviews.record_review(
+        session,
+        provider="acme",
+        webhook_id="held-1",
+        status="passed",
+        attempt_code=attempt.attempt_code,
+    )
+    assert held.review.state.value == "held"
+    submit = f.request(session, attempt, "submitted", "learner")
+    reject = f.request(session, attempt, "rejected", "staff")  # received before the review
+    transitions.apply_transitions(session, [submit.id, reject.id])  # ...applied after it
+    session.flush()
+    rows = session.scalars(select(Outbox).where(Outbox.kind == OutboxKind.credit)).all()
+    for row in sorted(rows, key=lambda r: -r.id):  # the worst order: newest first
+        credit.settle_credit(session, [row.id], None)
+    session.flush()
+    session.expire_all()
+    assert credit_rows(session, attempt) == ["failed"]  # the staff rejection came last

@@ -33,7 +33,9 @@ def test_the_sweep_publishes_stale_rows_again_once_per_interval(session: Session
     age(session, 60)
     session.info.pop("wakeups", None)
 
-    count = outbox.sweep(session, dt.timedelta(seconds=5))
+    count = outbox.sweep_inbox(session, dt.timedelta(seconds=5)) + outbox.relay_outbox(
+        session, dt.timedelta(seconds=5)
+    )
     woken = {(w.kind, w.id) for w in pending_wakeups(session)}
     assert ("apply", pending_before.id) in woken
     assert ("apply", request.id) not in woken
@@ -41,7 +43,8 @@ def test_the_sweep_publishes_stale_rows_again_once_per_interval(session: Session
     assert {"credit", "cascade"} <= {kind for kind, _ in woken}
     assert count == len(woken)
     session.info.pop("wakeups", None)
-    assert outbox.sweep(session, dt.timedelta(seconds=5)) == 0  # published just now
+    assert outbox.sweep_inbox(session, dt.timedelta(seconds=5)) == 0  # published just now
+    assert outbox.relay_outbox(session, dt.timedelta(seconds=5)) == 0
 
 
 def test_backlog_and_failures_are_visible_and_replayable(session: Session) -> None:

@@ -304,7 +304,8 @@ class DomainAgainstModel(RuleBasedStateMachine):
             .where(Attempt.exam_id.in_(list(self.model.exams)))
         ).all()
         got = Counter(((e, u), k.value, r.value) for e, u, k, r in rows)
-        assert got == Counter(self.model.follow_ups)
+        expected = Counter(self.model.follow_ups)
+        assert got == expected, (got - expected, expected - got)
         emails = sum(1 for _, kind, _ in self.model.follow_ups if kind == "email")
         assert emails == self.model.emails
         credit_rows = self.session.scalars(
@@ -312,14 +313,14 @@ class DomainAgainstModel(RuleBasedStateMachine):
         ).all()
         assert {
             (c.user_id, c.course_id, c.name): c.status.value for c in credit_rows
-        } == self.model.credit
+        } == self.model.credit, credit_rows
         states = Counter(
             s.value
             for s in self.session.scalars(
                 select(Transition.state).where(Transition.user_id.in_(self.user_ids))
             )
         )
-        assert states == Counter(self.model.outcomes)
+        assert states == Counter(self.model.outcomes), (states, Counter(self.model.outcomes))
         assert (
             self.session.scalar(
                 select(func.count())

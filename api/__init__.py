@@ -1,0 +1,1 @@
+"""The HTTP API: authenticate, decide access, validate, record, publish. No rule lives here."""

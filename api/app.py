@@ -1,0 +1,112 @@
+"""The FastAPI app: thin ingestion. Authenticate, decide access, validate, record, publish."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from celery import Celery
+from fastapi import FastAPI
+from fastapi.responses import Response
+from prometheus_client import REGISTRY
+
+from api import errors
+from api.metrics import BacklogCollector, exposition
+from api.middleware import BodyLimit, Metrics
+from api.routes import attempts, courses, exams, health, vendors
+from config import Settings, get_settings
+from config.logging import install_filter
+from proctoring.db import UnitOfWork, make_engine, make_session_factory
+from workers.publisher import CeleryPublisher
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+proctorq applies the status changes of proctored-exam attempts.
+
+**The LMS and its users** call with `Authorization: Bearer <JWT>`, signed with the configured
+key, carrying the claims an Open edX LMS issues (`user_id`, `preferred_username`, `email`,
+`administrator`, and `exp`). A transition request is answered `202` as soon as it is recorded;
+a worker applies it in the order received. Follow it with `GET /v1/transitions/{id}?wait=10`.
+
+**Proctoring vendors** sign their webhooks as the
+[Standard Webhooks](https://www.standardwebhooks.com/) specification says.
+
+Every error is `{"detail": "<one sentence>"}`.
+"""
+
+
+def create_app(
+    settings: Settings | None = None,
+    uow: UnitOfWork | None = None,
+    celery: Celery | None = None,
+) -> FastAPI:
+    settings = settings or get_settings()
+    if celery is None:
+        from workers.app import app as celery
+    if uow is None:
+        engine = make_engine(settings.database_url)
+        publisher = CeleryPublisher(celery, pause_seconds=settings.publish_pause_seconds)
+        uow = UnitOfWork(make_session_factory(engine), publisher)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        install_filter(logging.getLogger("uvicorn"))
+        install_filter()
+        yield
+
+    app = FastAPI(
+        title="proctorq",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_tags=[
+            {"name": "exams", "description": "Exams, managed by course staff."},
+            {"name": "attempts", "description": "A learner's attempt at an exam."},
+            {"name": "transitions", "description": "Requests to change an attempt's status."},
+            {"name": "vendors", "description": "Signed webhooks from proctoring vendors."},
+            {"name": "courses", "description": "Course names, contact links and staff."},
+            {"name": "users", "description": "Users as the LMS knows them; their credit."},
+            {"name": "health", "description": "For load balancers and orchestrators."},
+        ],
+    )
+    app.state.settings = settings
+    app.state.uow = uow
+    app.state.celery = celery
+    errors.install(app)
+    for module in (exams, attempts, courses, vendors, health):
+        app.include_router(module.router)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        body, content_type = exposition()
+        return Response(body, media_type=content_type)
+
+    app.add_middleware(Metrics)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    _register_backlog(uow, celery, settings)
+    return app
+
+
+_collector: BacklogCollector | None = None
+
+
+def _register_backlog(uow: UnitOfWork, celery: Celery, settings: Settings) -> None:
+    """One backlog collector per process, reading the latest app's store and broker."""
+    global _collector
+    from workers.status import status_report
+
+    def read() -> dict[str, Any]:
+        return status_report(uow, celery, settings.broker_url)
+
+    if _collector is not None:
+        REGISTRY.unregister(_collector)
+    _collector = BacklogCollector(read)
+    REGISTRY.register(_collector)
+
+
+def app_factory() -> FastAPI:
+    """What uvicorn runs (`proctorq api`)."""
+    return create_app()

@@ -1,0 +1,108 @@
+"""Who is calling: users and the LMS by JWT, vendors by Standard Webhooks signature."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from standardwebhooks import Webhook, WebhookVerificationError
+
+from config import ProviderConfig, Settings
+
+
+class Unauthenticated(Exception):
+    """401: no credentials, or bad ones. The message is the answer's detail."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A user or the LMS, as its token says (claims as an Open edX LMS issues them)."""
+
+    user_id: int
+    username: str
+    email: str
+    is_staff: bool
+
+
+def read_token(authorization: str | None, settings: Settings) -> Caller:
+    if not authorization:
+        raise Unauthenticated("Authentication credentials were not provided.")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() not in ("bearer", "jwt") or not token.strip():
+        raise Unauthenticated("Use an Authorization header of the form 'Bearer <JWT>'.")
+    key = settings.jwt_key
+    if key is None:
+        raise Unauthenticated("This server has no key to check tokens with.")
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token.strip(),
+            key,
+            algorithms=[settings.jwt_algorithm],
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            options={
+                "require": ["exp"],
+                "verify_aud": settings.jwt_audience is not None,
+                "verify_iss": settings.jwt_issuer is not None,
+            },
+        )
+    except jwt.ExpiredSignatureError:
+        raise Unauthenticated("The token has expired.") from None
+    except (jwt.InvalidTokenError, jwt.InvalidKeyError, ValueError):
+        raise Unauthenticated("The token is not valid.") from None
+    return _caller(claims)
+
+
+def _caller(claims: dict[str, Any]) -> Caller:
+    user_id = claims.get("user_id")
+    username = claims.get("preferred_username")
+    email = claims.get("email")
+    administrator = claims.get("administrator", False)
+    if (
+        not isinstance(user_id, int)
+        or isinstance(user_id, bool)
+        or not 1 <= user_id < 2**63
+        or not isinstance(username, str)
+        or not username
+        or len(username) > 150
+        or not isinstance(email, str)
+        or len(email) > 254
+        or not isinstance(administrator, bool)
+        or "\x00" in username + email
+    ):
+        raise Unauthenticated(
+            "The token must carry user_id (integer), preferred_username and email "
+            "(strings) and administrator (boolean), as the LMS issues them."
+        )
+    return Caller(user_id=user_id, username=username, email=email, is_staff=administrator)
+
+
+@functools.cache
+def _webhooks(secrets: tuple[str, ...]) -> tuple[Webhook, ...]:
+    return tuple(Webhook(secret) for secret in secrets)
+
+
+def verify_webhook(config: ProviderConfig, body: bytes, headers: dict[str, str]) -> str:
+    """Check a Standard Webhooks signature with any of the provider's secrets (rotation).
+
+    Returns the webhook id. Nothing is looked up before this has passed.
+    """
+    needed = ("webhook-id", "webhook-timestamp", "webhook-signature")
+    missing = [name for name in needed if not headers.get(name)]
+    if missing:
+        raise Unauthenticated(f"The webhook is not signed: missing {', '.join(missing)}.")
+    signed = {name: headers[name] for name in needed}
+    why = "The webhook signature does not match."
+    for webhook in _webhooks(config.secrets):
+        try:
+            webhook.verify(body, signed, json_parse=False)
+        except WebhookVerificationError as exc:
+            if "timestamp" in str(exc).lower():
+                why = "The webhook timestamp is outside the 5-minute tolerance."
+            continue
+        except ValueError:  # malformed headers or a body that is not text
+            continue
+        return headers["webhook-id"]
+    raise Unauthenticated(why)

@@ -1,0 +1,55 @@
+"""Small dependencies shared by the routes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Path, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api.access import Context
+from api.auth import Caller
+from proctoring.db import UnitOfWork
+
+# Shown in the OpenAPI document; the route class has already checked the token.
+bearer = HTTPBearer(
+    auto_error=False,
+    description="A JWT signed with the configured key, with the claims an Open edX LMS puts "
+    "in its tokens: user_id, preferred_username, email, administrator; exp is checked.",
+)
+
+
+def get_uow(request: Request) -> UnitOfWork:
+    uow: UnitOfWork = request.app.state.uow
+    return uow
+
+
+def get_caller(
+    request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
+) -> Caller:
+    caller: Caller = request.state.caller
+    return caller
+
+
+def get_access(request: Request) -> Context:
+    access: Context = request.state.access
+    return access
+
+
+UoW = Annotated[UnitOfWork, Depends(get_uow)]
+CallerDep = Annotated[Caller, Depends(get_caller)]
+AccessDep = Annotated[Context, Depends(get_access)]
+
+AttemptIdPath = Annotated[int, Path(ge=1, le=2**63 - 1, examples=[12])]
+ExamIdPath = Annotated[int, Path(ge=1, le=2**31 - 1, examples=[7])]
+UserIdPath = Annotated[int, Path(ge=1, le=2**63 - 1, examples=[42])]
+TransitionIdPath = Annotated[int, Path(ge=1, le=2**63 - 1, examples=[1001])]
+CourseIdPath = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=255,
+        pattern=r"^[^\x00]+$",
+        examples=["course-v1:edX+DemoX+Demo_Course"],
+    ),
+]

@@ -1,0 +1,128 @@
+"""What proctoring vendors send: signed review results and "software ready" notices."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Header, Path, Request, Response
+
+from api.deps import UoW
+from api.present import errors
+from api.routing import VendorRoute
+from api.schemas import ReviewIn, ReviewOut, TransitionAccepted
+from proctoring import reviews
+from proctoring.errors import Invalid
+
+router = APIRouter(route_class=VendorRoute, tags=["vendors"])
+
+ProviderPath = Annotated[
+    str, Path(min_length=1, max_length=100, description="The vendor's configured name.")
+]
+SIGNING = (
+    "Signed as the Standard Webhooks specification says: headers `webhook-id`, "
+    "`webhook-timestamp` (Unix seconds, within 5 minutes) and `webhook-signature` "
+    "(`v1,<base64 HMAC-SHA256 of id.timestamp.body>` with one of the provider's `whsec_` "
+    "secrets). The signature is checked before anything is looked up; a repeated "
+    "`webhook-id` gets the first answer again and changes nothing."
+)
+WebhookId = Annotated[str, Header(alias="webhook-id", description="Unique per message.")]
+WebhookTimestamp = Annotated[str, Header(alias="webhook-timestamp", description="Unix seconds.")]
+WebhookSignature = Annotated[
+    str,
+    Header(
+        alias="webhook-signature",
+        description="`v1,<base64 signature>`; several may be given, separated by spaces.",
+    ),
+]
+
+
+@router.post(
+    "/v1/providers/{provider}/reviews",
+    status_code=202,
+    response_model=ReviewOut,
+    responses=errors(401, 404),
+    summary="Post a review result",
+    description="The vendor's verdict on a recorded session. The word in `status` is mapped "
+    "with the provider's vocabulary: a passing word verifies the attempt, `not_reviewed` makes "
+    "it `error`, a failing word rejects it when a human reviewed it (or no second review is "
+    "required) and otherwise asks for a second review. A review that arrives before the "
+    "attempt is submitted is held and applied right after the submit. " + SIGNING,
+)
+def post_review(
+    uow: UoW,
+    request: Request,
+    provider: ProviderPath,
+    review: Annotated[
+        ReviewIn,
+        Body(
+            openapi_examples={
+                "passed": {
+                    "summary": "A clean session",
+                    "value": {"attempt_code": "Qm9vdGNhbXA...", "status": "passed"},
+                },
+                "violation": {
+                    "summary": "A human saw a violation",
+                    "value": {
+                        "external_id": "session-8812",
+                        "status": "violation",
+                        "reviewed_by": "reviewer@vendor.example",
+                        "comments": "Second person in the room at 12:31.",
+                    },
+                },
+            }
+        ),
+    ],
+    webhook_id: WebhookId,
+    webhook_timestamp: WebhookTimestamp,
+    webhook_signature: WebhookSignature,
+) -> ReviewOut:
+    if review.attempt_code is None and review.external_id is None:
+        raise Invalid("name the attempt with attempt_code or external_id")
+    with uow() as session:
+        receipt = reviews.record_review(
+            session,
+            provider=request.state.provider,
+            webhook_id=request.state.webhook_id,
+            status=review.status,
+            attempt_code=review.attempt_code,
+            external_id=review.external_id if review.attempt_code is None else None,
+            reviewed_by=review.reviewed_by,
+            comments=review.comments,
+        )
+        return ReviewOut(
+            review_id=receipt.review.id,
+            attempt_id=receipt.review.attempt_id,
+            outcome=receipt.review.outcome,
+            state=receipt.review.state.value,
+            transition_id=receipt.review.transition_id,
+        )
+
+
+@router.post(
+    "/v1/providers/{provider}/attempts/{external_id}/ready",
+    status_code=202,
+    response_model=TransitionAccepted,
+    responses=errors(401, 404),
+    summary="The learner's proctoring software is ready",
+    description="Moves the attempt to `ready_to_start` if it is still `created` or "
+    "`download_software_clicked`; later, the request ends `noop`. The body may be empty. "
+    + SIGNING,
+)
+def post_ready(
+    uow: UoW,
+    request: Request,
+    response: Response,
+    provider: ProviderPath,
+    external_id: Annotated[str, Path(min_length=1, max_length=255)],
+    webhook_id: WebhookId,
+    webhook_timestamp: WebhookTimestamp,
+    webhook_signature: WebhookSignature,
+) -> TransitionAccepted:
+    with uow() as session:
+        transition, _ = reviews.record_vendor_ready(
+            session,
+            provider=request.state.provider,
+            external_id=external_id,
+            webhook_id=request.state.webhook_id,
+        )
+        return TransitionAccepted(transition_id=transition.id, state=transition.state.value)

@@ -1,0 +1,272 @@
+"""Running the real pieces as separate processes: workers, beat, the API, a private Redis.
+
+Used by the integration tests, the fault suite and the benchmarks. Every process gets the
+same environment, logs to a file under the run's folder, and is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+from sqlalchemy import Engine
+
+from config import load_settings
+from proctoring.db import UnitOfWork, make_engine, make_session_factory
+from tests.conftest import TEST_ENV
+from tests.servers import free_port
+from workers.app import create_app
+from workers.publisher import CeleryPublisher
+
+ALL_QUEUES = "transitions,credit,email,maintenance"
+PYTHON = sys.executable
+
+
+def wait_until(
+    predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.1, what: str = ""
+) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if not self.alive():
+            return
+        self.popen.send_signal(signal.SIGTERM)
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL the process and everything it started (a worker's pool children too)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait(10)
+
+    def children(self) -> list[int]:
+        try:
+            out = subprocess.run(
+                ["pgrep", "-P", str(self.popen.pid)], capture_output=True, text=True, check=False
+            ).stdout
+        except FileNotFoundError:
+            return []
+        return [int(pid) for pid in out.split()]
+
+
+@dataclass
+class Stack:
+    """One proctorq deployment for a test: its settings, processes, database and broker."""
+
+    folder: Path
+    database_url: str
+    broker_url: str
+    env_overrides: dict[str, str] = field(default_factory=dict)
+    processes: list[Process] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.env = {
+            **os.environ,
+            **TEST_ENV,
+            "PROCTORQ_DATABASE_URL": self.database_url,
+            "PROCTORQ_BROKER_URL": self.broker_url,
+            "PROCTORQ_VAR_DIR": str(self.folder / "var"),
+            "PROCTORQ_SWEEP_INTERVAL_SECONDS": "1",
+            "PROCTORQ_SWEEP_AFTER_SECONDS": "3",
+            "PROCTORQ_LOG_LEVEL": "INFO",
+            "PYTHONUNBUFFERED": "1",
+            **self.env_overrides,
+        }
+        settings = load_settings(
+            database_url=self.database_url,
+            broker_url=self.broker_url,
+            var_dir=self.folder / "var",
+            _env_file=None,
+        )
+        self.app = create_app(settings, current=False)
+        self.engine: Engine = make_engine(self.database_url)
+        self.publisher = CeleryPublisher(self.app, pause_seconds=0.5)
+        self.uow = UnitOfWork(make_session_factory(self.engine), self.publisher)
+
+    # --- processes -------------------------------------------------------------------------
+
+    def spawn(self, name: str, *argv: str) -> Process:
+        log = self.folder / f"{name}-{uuid.uuid4().hex[:6]}.log"
+        handle = log.open("wb")
+        popen = subprocess.Popen(
+            [PYTHON, "-m", "workers.cli", *argv],
+            env=self.env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            cwd=self.folder,
+            start_new_session=True,  # its own process group: kill() reaches the pool too
+        )
+        process = Process(name, popen, log)
+        self.processes.append(process)
+        return process
+
+    def start_worker(
+        self,
+        name: str = "w1",
+        queues: str = ALL_QUEUES,
+        concurrency: int = 2,
+        pool: str = "prefork",
+        wait: bool = True,
+    ) -> Process:
+        worker = self.spawn(
+            name,
+            "worker",
+            "-Q",
+            queues,
+            "-c",
+            str(concurrency),
+            "--pool",
+            pool,
+            "-n",
+            f"{name}-{uuid.uuid4().hex[:6]}@%h",
+        )
+        if wait:
+            wait_until(
+                lambda: " ready." in worker.text() or not worker.alive(),
+                timeout=60,
+                what=f"worker {name} to be ready",
+            )
+            assert worker.alive(), worker.text()[-3000:]
+        return worker
+
+    def start_beat(self) -> Process:
+        beat = self.spawn("beat", "beat")
+        wait_until(
+            lambda: "beat: Starting" in beat.text() or not beat.alive(),
+            timeout=30,
+            what="beat to start",
+        )
+        assert beat.alive(), beat.text()[-3000:]
+        return beat
+
+    def start_api(self, port: int | None = None, workers: int = 1) -> tuple[Process, str]:
+        port = port or free_port()
+        api = self.spawn("api", "api", "--port", str(port), "--workers", str(workers))
+        url = f"http://127.0.0.1:{port}"
+
+        def healthy() -> bool:
+            if not api.alive():
+                return True
+            try:
+                return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(healthy, timeout=60, what="the API to answer")
+        assert api.alive(), api.text()[-3000:]
+        return api, url
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+        self.engine.dispose()
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.text()[-4000:]}" for p in self.processes)
+
+
+class PrivateRedis:
+    """A redis-server of our own on a free port, which a test may stop and start again."""
+
+    def __init__(self, folder: Path, append_only: bool = True) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.append_only = append_only
+        self.popen: subprocess.Popen[bytes] | None = None
+        folder.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> PrivateRedis:
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.popen = subprocess.Popen(
+            [
+                binary,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--dir",
+                str(self.folder),
+                "--save",
+                "",
+                "--appendonly",
+                "yes" if self.append_only else "no",
+                "--appendfsync",
+                "always",
+                "--maxmemory-policy",
+                "noeviction",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(self.url)
+        wait_until(lambda: _pings(client), timeout=20, what="redis to answer")
+        return self
+
+    def stop(self, kill: bool = False) -> None:
+        if self.popen is None:
+            return
+        if kill:
+            self.popen.kill()
+        else:
+            self.popen.terminate()
+        self.popen.wait(20)
+        self.popen = None
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+
+
+@contextlib.contextmanager
+def stack(folder: Path, database_url: str, broker_url: str, **env: str) -> Iterator[Stack]:
+    running = Stack(folder, database_url, broker_url, env)
+    try:
+        yield running
+    except BaseException:
+        print(running.logs())
+        raise
+    finally:
+        running.stop()
