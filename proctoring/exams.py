@@ -49,7 +49,7 @@ def create_exam(
         content_id=content_id,
         exam_name=exam_name,
         time_limit_mins=time_limit_mins,
-        due_date=due_date,
+        due_date=_utc(due_date),
         external_id=external_id,
         is_proctored=is_proctored,
         is_practice_exam=is_practice_exam,
@@ -74,10 +74,16 @@ def update_exam(session: Session, exam_id: int, changes: dict[str, Any]) -> Exam
     exam = get_exam(session, exam_id)
     if "provider" in changes and changes["provider"] is not None:
         changes = {**changes, "provider": provider_for_new_exam(changes["provider"])}
+    if "due_date" in changes:
+        changes = {**changes, "due_date": _utc(changes["due_date"])}
     for field, value in changes.items():
         setattr(exam, field, value)
     session.flush()
     return exam
+
+
+def _utc(moment: dt.datetime | None) -> dt.datetime | None:
+    return None if moment is None else moment.astimezone(dt.UTC)
 
 
 def get_exam(session: Session, exam_id: int) -> Exam:

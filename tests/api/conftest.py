@@ -60,6 +60,12 @@ def token(
     return jwt.encode(payload, key, algorithm=algorithm)
 
 
+def raw_bearer(**claims: Any) -> dict[str, str]:
+    """A token with exactly these claims (and a valid exp unless given)."""
+    claims.setdefault("exp", dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10))
+    return {"Authorization": f"Bearer {jwt.encode(claims, JWT_SECRET, algorithm='HS256')}"}
+
+
 def bearer(user_id: int, **kw: Any) -> dict[str, str]:
     return {"Authorization": f"Bearer {token(user_id, **kw)}"}
 
