@@ -6,11 +6,14 @@ import contextlib
 import email.utils
 import functools
 import importlib.resources
+import logging
 import os
 import smtplib
 import ssl
 import tempfile
+import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -18,8 +21,8 @@ from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 import jinja2
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from proctoring import statuses
@@ -37,6 +40,8 @@ from proctoring.models import (
 )
 from proctoring.outbox import FollowUpResult, claim, finish
 from proctoring.statuses import Status
+
+log = logging.getLogger(__name__)
 
 # --- rendering --------------------------------------------------------------------------------
 
@@ -202,45 +207,104 @@ class SMTPBackend:
             self._connection = None
 
 
-class SendFailed(Exception):
-    """The server did not take the message; nothing was sent, so trying again is safe."""
+@dataclass
+class _Job:
+    outbox_id: int
+    transition_id: int
+    message: EmailMessage
 
 
 def send_status_emails(
-    session: Session,
+    uow: Callable[[], AbstractContextManager[Session]],
     outbox_ids: Sequence[int],
     backend: Backend,
     *,
     sender: str,
     support_url: str,
+    claim_seconds: float = 600.0,
+    patience_seconds: float = 120.0,
 ) -> FollowUpResult:
     """Send the status e-mail of each follow-up, at most one per applied transition.
 
-    The sent-e-mail row is inserted (unique per transition) before the message goes out and
-    marked sent after; the outbox row stays locked meanwhile, so a duplicate delivery of the
-    same follow-up waits or skips instead of sending again. A send that fails leaves the row
-    pending, to be retried; the status it reports is never undone.
+    Three short transactions, none held open while a mail server answers:
+
+    1. claim: a sent-e-mail row, unique per transition, is committed before anything is sent.
+       A claim younger than ``claim_seconds`` belongs to a worker sending right now, and this
+       delivery leaves it alone; an older unsent one was left by a worker that died mid-send,
+       and is taken over.
+    2. send, over one connection for the whole batch.
+    3. record: sent rows are marked sent, with patience — the message is out, so a database
+       that is briefly away is waited for rather than the e-mail sent again. A failed send
+       gives its claim back, to be retried; the status it reports is never undone.
     """
     result = FollowUpResult()
-    for row in claim(session, OutboxKind.email, outbox_ids):
+    with uow() as session:
+        jobs = _claim(session, outbox_ids, sender, support_url, claim_seconds, result)
+    sent: list[_Job] = []
+    failed: list[tuple[_Job, str]] = []
+    for job in jobs:
         try:
-            with session.begin_nested():
-                sent = _claim_and_send(session, row, backend, sender, support_url)
-        except SendFailed as exc:
-            row.detail = str(exc)[:2000]
-            result.retry(row.id)
-            continue
-        finish(row, OutboxState.done, None if sent else "already sent")
-        result.done.append(row.id)
+            backend.send(job.message)
+        except (smtplib.SMTPException, OSError) as exc:
+            failed.append((job, f"sending failed: {type(exc).__name__}"))
+        else:
+            sent.append(job)
+    _with_patience(lambda: _record(uow, sent, failed), patience_seconds)
+    result.done.extend(job.outbox_id for job in sent)
+    for job, _ in failed:
+        result.retry(job.outbox_id)
     return result
 
 
-def _claim_and_send(
-    session: Session, row: Outbox, backend: Backend, sender: str, support_url: str
-) -> bool:
+def _claim(
+    session: Session,
+    outbox_ids: Sequence[int],
+    sender: str,
+    support_url: str,
+    claim_seconds: float,
+    result: FollowUpResult,
+) -> list[_Job]:
+    jobs: list[_Job] = []
+    now = utcnow()
+    for row in claim(session, OutboxKind.email, outbox_ids):
+        assert row.transition_id is not None
+        existing = session.scalar(
+            select(SentEmail).where(SentEmail.transition_id == row.transition_id)
+        )
+        if existing is not None and existing.sent_at is not None:
+            finish(row, OutboxState.done, "already sent")
+            result.done.append(row.id)
+            continue
+        if existing is not None and (now - existing.claimed_at).total_seconds() < claim_seconds:
+            continue  # being sent by another worker right now
+        template, message, recipient = _message(session, row, sender, support_url)
+        if existing is None:
+            try:
+                with session.begin_nested():
+                    session.add(
+                        SentEmail(
+                            attempt_id=row.attempt_id,
+                            transition_id=row.transition_id,
+                            template=template,
+                            recipient=recipient,
+                            claimed_at=now,
+                        )
+                    )
+            except IntegrityError:
+                continue  # claimed by another worker a moment ago
+        else:
+            log.warning(
+                "taking over the e-mail of transition %s from a lost worker", row.transition_id
+            )
+            existing.claimed_at = now
+        jobs.append(_Job(row.id, row.transition_id, message))
+    return jobs
+
+
+def _message(
+    session: Session, row: Outbox, sender: str, support_url: str
+) -> tuple[str, EmailMessage, str]:
     assert row.transition_id is not None
-    if session.scalar(select(SentEmail.id).where(SentEmail.transition_id == row.transition_id)):
-        return False
     transition = session.get_one(Transition, row.transition_id)
     attempt = session.get_one(Attempt, row.attempt_id)
     exam = session.get_one(Exam, attempt.exam_id)
@@ -255,30 +319,54 @@ def _claim_and_send(
         status=transition.result_status,
         contact_url=(course.contact_url if course and course.contact_url else support_url),
     )
-    claim_row = SentEmail(
-        attempt_id=attempt.id,
-        transition_id=transition.id,
-        template=template,
-        recipient=user.email,
-        claimed_at=utcnow(),
-    )
-    try:
-        with session.begin_nested():
-            session.add(claim_row)
-    except IntegrityError:
-        return False  # another worker sent it and committed meanwhile
     message = build_message(
         render(template, context_of(facts)),
         sender=sender,
         recipient=user.email,
         message_id=f"<transition-{transition.id}@proctorq>",
     )
-    try:
-        backend.send(message)
-    except (smtplib.SMTPException, OSError) as exc:
-        raise SendFailed(f"sending failed: {type(exc).__name__}") from exc
-    claim_row.sent_at = utcnow()
-    return True
+    return template, message, user.email
+
+
+def _record(
+    uow: Callable[[], AbstractContextManager[Session]],
+    sent: Sequence[_Job],
+    failed: Sequence[tuple[_Job, str]],
+) -> None:
+    if not sent and not failed:
+        return
+    now = utcnow()
+    with uow() as session:
+        if sent:
+            session.execute(
+                update(SentEmail)
+                .where(SentEmail.transition_id.in_([job.transition_id for job in sent]))
+                .values(sent_at=now)
+            )
+            session.execute(
+                update(Outbox)
+                .where(Outbox.id.in_([job.outbox_id for job in sent]))
+                .values(state=OutboxState.done, done_at=now, detail=None)
+            )
+        for job, reason in failed:
+            session.execute(delete(SentEmail).where(SentEmail.transition_id == job.transition_id))
+            session.execute(update(Outbox).where(Outbox.id == job.outbox_id).values(detail=reason))
+
+
+def _with_patience(work: Callable[[], None], patience_seconds: float) -> None:
+    """Retry ``work`` while the database is away, up to ``patience_seconds``."""
+    deadline = time.monotonic() + patience_seconds
+    pause = 0.25
+    while True:
+        try:
+            work()
+            return
+        except (OperationalError, InterfaceError):
+            if time.monotonic() + pause > deadline:
+                raise
+            log.warning("e-mails sent but not yet recorded: the database is away; waiting")
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
 
 
 def open_backend(smtp_url: str | None, mail_dir: Path) -> Backend:

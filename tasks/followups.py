@@ -6,6 +6,7 @@ from sqlalchemy.orm import Session
 
 from config import get_settings
 from proctoring import credit, emails, outbox
+from proctoring.db import UnitOfWork
 from proctoring.outbox import FollowUpResult
 from tasks import names
 from workers.app import app
@@ -28,13 +29,15 @@ def update_credit(session: Session, outbox_ids: list[int]) -> FollowUpResult:
     name=names.SEND_STATUS_EMAIL,
     count_delivery=staticmethod(outbox.count_delivery),
     give_up=staticmethod(outbox.fail_outbox),
+    own_transactions=True,
 )
-def send_status_email(session: Session, outbox_ids: list[int]) -> FollowUpResult:
+def send_status_email(uow: UnitOfWork, outbox_ids: list[int]) -> FollowUpResult:
     settings = get_settings()
     return emails.send_status_emails(
-        session,
+        uow,
         outbox_ids,
         email_backend(),
         sender=settings.email_from,
         support_url=settings.support_url,
+        claim_seconds=settings.email_claim_seconds,
     )

@@ -64,6 +64,9 @@ class ProctorqTask(Task):  # type: ignore[misc]
     typing = False
     count_delivery: Counter | None = None
     give_up: GiveUp | None = None
+    # The function takes the unit of work itself and opens its own transactions (e-mail:
+    # claim, send, record) instead of running inside one.
+    own_transactions = False
 
     def __call__(self, ids: Sequence[int] | None = None) -> Any:
         with log_context(task=self.name, ids=_show(ids)):
@@ -77,8 +80,11 @@ class ProctorqTask(Task):  # type: ignore[misc]
                     ids = self.count_delivery(session, ids, get_settings().max_deliveries)
                 if not ids:
                     return None
-            with uow() as session:
-                result = self.run(session) if ids is None else self.run(session, ids)
+            if self.own_transactions:
+                result = self.run(uow, ids)
+            else:
+                with uow() as session:
+                    result = self.run(session) if ids is None else self.run(session, ids)
         except PASSING_ERRORS as exc:
             delay = backoff(self.request.retries)
             log.warning("%s; trying again in %.1f s", _describe(exc), delay)

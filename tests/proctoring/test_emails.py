@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -9,7 +11,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from proctoring import emails, people
-from proctoring.models import Attempt, Outbox, OutboxKind, OutboxState, SentEmail, Transition
+from proctoring.clock import utcnow
+from proctoring.models import Attempt, Outbox, OutboxKind, OutboxState, SentEmail
 from tests import factories as f
 from tests.servers import SMTPServer
 
@@ -37,8 +40,16 @@ def submitted(session: Session, course_name: str | None = "Rocket Science") -> A
     return attempt
 
 
-def send(session: Session, ids: list[int], backend: emails.Backend):
-    return emails.send_status_emails(session, ids, backend, sender=SENDER, support_url=SUPPORT)
+def send(session: Session, ids: list[int], backend: emails.Backend, **kw: float):
+    """The three transactions of a real send, here all inside the test's own transaction."""
+    return emails.send_status_emails(
+        lambda: contextlib.nullcontext(session),
+        ids,
+        backend,
+        sender=SENDER,
+        support_url=SUPPORT,
+        **kw,
+    )
 
 
 def test_one_file_per_transition_by_default(session: Session, tmp_path: Path) -> None:
@@ -103,24 +114,69 @@ def test_a_failed_send_is_retried_and_leaves_no_claim(session: Session) -> None:
     assert attempt.status.value == "submitted"  # a failed e-mail never undoes the status
 
 
-def test_a_claim_made_elsewhere_means_no_second_mail(session: Session, tmp_path: Path) -> None:
-    attempt = submitted(session)
-    ids = email_rows(session, attempt)
-    row = session.get_one(Outbox, ids[0])
-    transition = session.get_one(Transition, row.transition_id)
+def claim_elsewhere(session: Session, attempt: Attempt, **fields: object) -> Outbox:
+    """A claim made by another worker, as it would be committed there."""
+    row = session.get_one(Outbox, email_rows(session, attempt)[0])
     session.add(
         SentEmail(
             attempt_id=attempt.id,
-            transition_id=transition.id,
+            transition_id=row.transition_id,
             template="attempt-submitted",
             recipient="x@example.test",
+            **fields,
         )
     )
     session.flush()
-    result = send(session, ids, emails.FileBackend(tmp_path))
-    assert result.done == ids
+    return row
+
+
+def test_a_claim_being_sent_elsewhere_is_left_alone(session: Session, tmp_path: Path) -> None:
+    attempt = submitted(session)
+    row = claim_elsewhere(session, attempt)
+    result = send(session, [row.id], emails.FileBackend(tmp_path))
+    assert (result.done, result.retry_ids) == ([], [])
     assert list(tmp_path.iterdir()) == []
+    assert row.state is OutboxState.pending  # the sweeper brings it back later
+
+
+def test_a_claim_sent_elsewhere_means_no_second_mail(session: Session, tmp_path: Path) -> None:
+    attempt = submitted(session)
+    row = claim_elsewhere(session, attempt, sent_at=utcnow())
+    result = send(session, [row.id], emails.FileBackend(tmp_path))
+    assert result.done == [row.id] and list(tmp_path.iterdir()) == []
     assert row.detail == "already sent"
+
+
+def test_a_claim_left_by_a_lost_worker_is_taken_over(session: Session, tmp_path: Path) -> None:
+    attempt = submitted(session)
+    row = claim_elsewhere(session, attempt, claimed_at=utcnow() - dt.timedelta(minutes=20))
+    result = send(session, [row.id], emails.FileBackend(tmp_path), claim_seconds=600)
+    assert result.done == [row.id]
+    assert len(list(tmp_path.glob("*.eml"))) == 1
+
+
+def test_sent_mail_is_recorded_even_if_the_database_is_briefly_away(
+    session: Session, tmp_path: Path
+) -> None:
+    import sqlalchemy.exc
+
+    attempt = submitted(session)
+    ids = email_rows(session, attempt)
+    calls = {"n": 0}
+
+    @contextlib.contextmanager
+    def flaky():
+        calls["n"] += 1
+        if calls["n"] in (2, 3):  # the record step fails twice, then works
+            raise sqlalchemy.exc.OperationalError("UPDATE", {}, Exception("server closed"))
+        yield session
+
+    backend = emails.FileBackend(tmp_path)
+    result = emails.send_status_emails(
+        flaky, ids, backend, sender=SENDER, support_url=SUPPORT, patience_seconds=10
+    )
+    assert result.done == ids and calls["n"] == 4
+    assert len(list(tmp_path.glob("*.eml"))) == 1  # sent once, recorded on the third try
 
 
 def test_the_smtp_url_is_checked() -> None:
