@@ -32,6 +32,10 @@ from proctoring.providers import allows_timed_out_state
 from proctoring.statuses import Source, Status
 
 APPLY = "apply"
+REVIEW_NOT_APPLIED = (
+    "the attempt was declined or is not taken as proctored by the time the review was "
+    "applied; the review is stored, not applied"
+)
 FINAL_STATES = frozenset(
     {
         TransitionState.applied,
@@ -240,6 +244,12 @@ def _apply(
         transition.from_status = current
     if step.state is TransitionState.noop:
         transition.result_status = current
+        if step.detail == REVIEW_NOT_APPLIED:
+            session.execute(
+                update(Review)
+                .where(Review.transition_id == transition.id)
+                .values(state=ReviewState.stored)
+            )
     if step.state is not TransitionState.applied:
         return [transition]
 
@@ -287,6 +297,14 @@ def _decide(attempt: Attempt, exam: Exam, transition: Transition, now: dt.dateti
                 "created or download_software_clicked"
             ),
         )
+    # A review recorded while the attempt looked reviewable, applied after a decline that was
+    # received first: SPEC §5 stores reviews of declined attempts, it does not apply them.
+    if (
+        source is Source.vendor
+        and requested is not Status.ready_to_start
+        and (current is Status.declined or not attempt.taking_as_proctored)
+    ):
+        return _Step(noop, detail=REVIEW_NOT_APPLIED)
     # 4. Same status: nothing to do. This is what makes repeats harmless.
     if requested == current:
         return _Step(noop, detail=f"the attempt is already {current}")

@@ -213,3 +213,16 @@ def test_vendor_ready_by_external_id(session: Session) -> None:
     assert again.id == transition.id
     transitions.apply_transitions(session, [transition.id])
     assert attempt.status is Status.ready_to_start
+
+
+def test_a_review_applied_after_a_decline_received_first_is_stored(session: Session) -> None:
+    attempt = submitted(session)
+    decline = f.request(session, attempt, "declined", "learner")  # received, not yet applied
+    receipt = review(session, attempt, "passed")  # sees "submitted": recorded to apply
+    assert receipt.transition is not None
+    transitions.apply_transitions(session, [decline.id, receipt.transition.id])
+    session.flush()
+    session.refresh(receipt.review)
+    assert attempt.status is Status.declined
+    assert receipt.transition.state is TransitionState.noop
+    assert receipt.review.state is ReviewState.stored
