@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -270,3 +271,67 @@ def stack(folder: Path, database_url: str, broker_url: str, **env: str) -> Itera
         raise
     finally:
         running.stop()
+
+
+class PrivatePostgres:
+    """A PostgreSQL server of our own (initdb in a temporary folder, a free port), which a
+    test may stop and start again without disturbing the machine's server."""
+
+    BIN = (
+        Path("/usr/lib/postgresql")
+        / (
+            sorted(p.name for p in Path("/usr/lib/postgresql").iterdir())[-1]
+            if Path("/usr/lib/postgresql").exists()
+            else "15"
+        )
+        / "bin"
+    )
+
+    def __init__(self) -> None:
+        # Outside pytest's private temporary folders: the server runs as the postgres user.
+        self.folder = Path(tempfile.mkdtemp(prefix="proctorq-pg-"))
+        self.folder.chmod(0o755)
+        self.data = self.folder / "data"
+        self.port = free_port()
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _as_postgres(self, *argv: str) -> None:
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run([*prefix, *argv], check=True, capture_output=True, timeout=120)
+
+    def init(self) -> PrivatePostgres:
+        if os.geteuid() == 0:
+            shutil.chown(self.folder, "postgres", "postgres")
+        self._as_postgres(
+            str(self.BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres"
+        )
+        return self
+
+    def start(self) -> PrivatePostgres:
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.folder} "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
+        self._as_postgres(
+            str(self.BIN / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-w",
+            "-l",
+            str(self.folder / "server.log"),
+            "start",
+        )
+        return self
+
+    def stop(self, mode: str = "fast") -> None:
+        self._as_postgres(str(self.BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def remove(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.stop("immediate")
+        shutil.rmtree(self.folder, ignore_errors=True)

@@ -165,8 +165,10 @@ class Model:
             and current not in PRE_START - {"ready_to_start"}
         ):
             return self._end("noop")
-        if source == "vendor" and to != "ready_to_start" and (
-            current == "declined" or not attempt.taking_as_proctored
+        if (
+            source == "vendor"
+            and to != "ready_to_start"
+            and (current == "declined" or not attempt.taking_as_proctored)
         ):
             return self._end("noop")  # a review is stored, not applied, once declined
         if to == current:
