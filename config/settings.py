@@ -62,7 +62,11 @@ class Settings(BaseSettings):
     """Every ``PROCTORQ_*`` variable, each with a default that works on one machine."""
 
     model_config = SettingsConfigDict(
-        env_prefix="PROCTORQ_", env_file=".env", extra="ignore", frozen=True
+        env_prefix="PROCTORQ_",
+        env_file=".env",
+        extra="ignore",
+        frozen=True,
+        env_ignore_empty=True,  # PROCTORQ_X= means "not set", as shells and compose files use it
     )
 
     # Where state lives. Relative paths are relative to the working directory.

@@ -122,11 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from workers.commands import COMMANDS
-
     args = build_parser().parse_args(argv)
     try:
         get_settings()
+        from workers.commands import COMMANDS  # the Celery app reads the settings
+
         return COMMANDS[args.command](args)
     except ConfigurationError as exc:
         print(f"proctorq: {exc}", file=sys.stderr)
