@@ -315,3 +315,6 @@ def token(args: argparse.Namespace) -> int:
     }
     print(jwt.encode(claims, key, algorithm="HS256"))
     return 0
+
+
+from workers import demo, flower  # noqa: E402, F401  (register their commands)
