@@ -1,0 +1,168 @@
+"""The README's quick start, as written: `./run` on the embedded default, then a learner's
+exam through the API; `status` shows nothing pending and the e-mail file is there. Ctrl-C
+and SIGTERM stop every process `up` started."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import jwt
+import pytest
+
+from tests.harness import wait_until
+from tests.servers import free_port
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def nothing_configured(var: Path) -> dict[str, str]:
+    """The environment of a fresh machine: no PROCTORQ_* at all, but for keeping ./var of
+    this test in its own folder (the same embedded defaults, somewhere else)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROCTORQ_")}
+    env["PROCTORQ_VAR_DIR"] = str(var)
+    env["PROCTORQ_DATABASE_URL"] = f"sqlite:///{var}/proctorq.sqlite3"
+    env["PROCTORQ_BROKER_URL"] = f"sqla+sqlite:///{var}/broker.sqlite3"
+    return env
+
+
+def descendants(pid: int) -> set[int]:
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        out = subprocess.run(["pgrep", "-P", str(todo.pop())], capture_output=True, text=True)
+        for child in map(int, out.stdout.split()):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split()[2] == "Z")
+
+
+def start(tmp_path: Path) -> tuple[subprocess.Popen[bytes], str, dict[str, str], Path]:
+    var = tmp_path / "var"
+    env = nothing_configured(var)
+    port = free_port()
+    log = (tmp_path / "up.log").open("wb")
+    process = subprocess.Popen(
+        [str(ROOT / "run"), "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return process.poll() is not None
+
+    wait_until(up, timeout=120, what="./run to answer")
+    assert process.poll() is None, (tmp_path / "up.log").read_text()
+    return process, url, env, var
+
+
+def test_the_quick_start_works_as_written(tmp_path: Path) -> None:
+    process, url, env, var = start(tmp_path)
+    try:
+        printed = (tmp_path / "up.log").read_text()
+        for fact in (f"{url}/docs", "JWT secret", str(var / "mail"), "Ctrl-C"):
+            assert fact in printed, fact
+        secret = (var / "jwt-secret").read_text().strip()
+        assert secret in printed
+
+        def token(user_id: int, staff: bool = False) -> dict[str, str]:
+            claims = {
+                "user_id": user_id,
+                "preferred_username": f"u{user_id}",
+                "email": f"u{user_id}@example.test",
+                "administrator": staff,
+                "exp": int(time.time()) + 600,
+            }
+            return {"Authorization": f"Bearer {jwt.encode(claims, secret, algorithm='HS256')}"}
+
+        api = httpx.Client(base_url=url, timeout=30)
+        exam = api.post(
+            "/v1/exams",
+            headers=token(1, staff=True),
+            json={
+                "course_id": "course-v1:Quick+Start+2026",
+                "content_id": "block-v1:final",
+                "exam_name": "Final",
+                "time_limit_mins": 60,
+            },
+        )
+        assert exam.status_code == 201, exam.text
+        attempt = api.post(
+            f"/v1/exams/{exam.json()['exam_id']}/attempts", headers=token(7), json={}
+        )
+        assert attempt.status_code == 201, attempt.text
+        for status in ("started", "submitted"):
+            posted = api.post(
+                f"/v1/attempts/{attempt.json()['attempt_id']}/transitions",
+                headers=token(7),
+                json={"to_status": status},
+            )
+            final = api.get(
+                f"/v1/transitions/{posted.json()['transition_id']}",
+                params={"wait": 30},
+                headers=token(7),
+            )
+            assert final.json()["state"] == "applied", final.text
+
+        def report() -> dict[str, object]:
+            out = subprocess.run(
+                [str(ROOT / ".venv/bin/proctorq"), "status", "--json"],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            return dict(json.loads(out.stdout))
+
+        wait_until(lambda: report()["pending_follow_ups"] == 0, timeout=60, what="follow-ups")
+        final_report = report()
+        assert final_report["pending_transitions"] == 0
+        assert final_report["failed_transitions"] == 0
+        assert final_report["broker"] == "embedded"
+        mails = list((var / "mail").glob("*.eml"))
+        assert len(mails) == 1
+        assert "u7@example.test" in mails[0].read_text()
+    finally:
+        stop_and_check(process, signal.SIGTERM)
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_stopping_leaves_no_process_behind(tmp_path: Path, how: str) -> None:
+    process, _, _, _ = start(tmp_path)
+    stop_and_check(process, signal.SIGINT if how == "ctrl-c" else signal.SIGTERM, how == "ctrl-c")
+
+
+def stop_and_check(process: subprocess.Popen[bytes], signum: int, group: bool = False) -> None:
+    family = descendants(process.pid)
+    assert len(family) >= 3 or process.poll() is not None  # api, worker (+ pool), beat
+    if group:
+        os.killpg(process.pid, signum)  # a terminal's Ctrl-C reaches the whole foreground group
+    else:
+        process.send_signal(signum)
+    assert process.wait(60) == 0
+    wait_until(
+        lambda: not any(alive(pid) for pid in family), timeout=30, what="every child of up to stop"
+    )
