@@ -37,7 +37,9 @@ def descendants(pid: int) -> set[int]:
     found: set[int] = set()
     todo = [pid]
     while todo:
-        out = subprocess.run(["pgrep", "-P", str(todo.pop())], capture_output=True, text=True)
+        out = subprocess.run(
+            ["pgrep", "-P", str(todo.pop())], capture_output=True, text=True, check=False
+        )
         for child in map(int, out.stdout.split()):
             if child not in found:
                 found.add(child)
