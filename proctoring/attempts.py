@@ -99,13 +99,17 @@ def live_attempt(
     return session.scalar(query)
 
 
-def lock_attempts(session: Session, attempt_ids: Sequence[int]) -> list[Attempt]:
+def lock_attempts(
+    session: Session, attempt_ids: Sequence[int], *, skip_locked: bool = False
+) -> list[Attempt]:
     """Lock attempts for writing, in id order so that two lockers never deadlock.
 
     PostgreSQL: SELECT … FOR UPDATE. It also waits for every transaction still inserting a
     request for these attempts (their foreign-key check holds a KEY SHARE lock), so what the
     locker then reads as pending is complete: nothing received earlier can commit later.
     SQLite: the transaction already holds the database's write lock.
+
+    ``skip_locked`` leaves out attempts another transaction holds, instead of waiting.
     """
     if not attempt_ids:
         return []
@@ -114,7 +118,7 @@ def lock_attempts(session: Session, attempt_ids: Sequence[int]) -> list[Attempt]
             select(Attempt)
             .where(Attempt.id.in_(sorted(set(attempt_ids))))
             .order_by(Attempt.id)
-            .with_for_update()
+            .with_for_update(skip_locked=skip_locked)
             .execution_options(populate_existing=True)
         )
     )

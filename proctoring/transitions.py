@@ -172,28 +172,47 @@ class _Step:
     completed_at: dt.datetime | None = None
 
 
-def apply_transitions(session: Session, transition_ids: Iterable[int]) -> list[Transition]:
+def apply_transitions(
+    session: Session, transition_ids: Iterable[int], *, drain: int = 0
+) -> list[Transition]:
     """Apply every pending request of the attempts these requests belong to.
+
+    With ``drain``, also up to that many other attempts with pending requests, oldest first,
+    that no other worker holds (SKIP LOCKED): one task and one transaction then apply a whole
+    backlog, and the messages for those requests find nothing left to do. The named attempts
+    are waited for instead, so a request is never left behind because its attempt was busy.
 
     The caller's transaction holds the attempts' locks until it commits; follow-ups are outbox
     rows in the same transaction, published after the commit. Returns what was applied.
     """
     ids = sorted(set(transition_ids))
-    if not ids:
-        return []
-    rows = session.execute(
-        select(Transition.id, Transition.attempt_id).where(
-            Transition.id.in_(ids), Transition.state == TransitionState.pending
+    attempt_ids: set[int] = set()
+    if ids:
+        rows = session.execute(
+            select(Transition.id, Transition.attempt_id).where(
+                Transition.id.in_(ids), Transition.state == TransitionState.pending
+            )
+        ).all()
+        attempt_ids = {attempt_id for _, attempt_id in rows if attempt_id is not None}
+        for transition_id, attempt_id in rows:
+            if attempt_id is None:
+                attempt_ids.add(_attempt_for_cascade(session, transition_id))
+    attempts = lock_attempts(session, sorted(attempt_ids))
+    if drain:
+        attempts += lock_attempts(
+            session, _oldest_pending_attempts(session, drain, exclude=attempt_ids), skip_locked=True
         )
+    return apply_pending(session, attempts)
+
+
+def _oldest_pending_attempts(session: Session, limit: int, exclude: set[int]) -> list[int]:
+    found = session.scalars(
+        select(Transition.attempt_id)
+        .where(Transition.state == TransitionState.pending, Transition.attempt_id.is_not(None))
+        .order_by(Transition.received_at)
+        .limit(limit + len(exclude))
     ).all()
-    attempt_ids = {attempt_id for _, attempt_id in rows if attempt_id is not None}
-    for transition_id, attempt_id in rows:
-        if attempt_id is None:
-            attempt_ids.add(_attempt_for_cascade(session, transition_id))
-    done: list[Transition] = []
-    for attempt in lock_attempts(session, sorted(attempt_ids)):
-        done.extend(apply_pending_transitions(session, attempt))
-    return done
+    return sorted({a for a in found if a is not None and a not in exclude})[:limit]
 
 
 def _attempt_for_cascade(session: Session, transition_id: int) -> int:
@@ -216,24 +235,77 @@ def _attempt_for_cascade(session: Session, transition_id: int) -> int:
 
 
 def apply_pending_transitions(session: Session, attempt: Attempt) -> list[Transition]:
-    """Apply the attempt's pending requests, oldest first. The caller holds the attempt's lock."""
+    """Apply one attempt's pending requests, oldest first. The caller holds its lock."""
+    return apply_pending(session, [attempt])
+
+
+def apply_pending(session: Session, attempts: Sequence[Attempt]) -> list[Transition]:
+    """Apply the pending requests of these locked attempts, each attempt's oldest first.
+
+    A handful of statements for the whole batch: the pending requests, the exams and the held
+    reviews are read at once, and the writes go out in one flush.
+    """
+    if not attempts:
+        return []
+    by_id = {a.id: a for a in attempts}
     pending = session.scalars(
         select(Transition)
-        .where(Transition.attempt_id == attempt.id, Transition.state == TransitionState.pending)
-        .order_by(Transition.id)
+        .where(Transition.attempt_id.in_(by_id), Transition.state == TransitionState.pending)
+        .order_by(Transition.attempt_id, Transition.id)
     ).all()
     if not pending:
         return []
-    exam = session.get_one(Exam, attempt.exam_id)
-    done: list[Transition] = []
+    exams = {
+        e.id: e
+        for e in session.scalars(
+            select(Exam).where(
+                Exam.id.in_({by_id[t.attempt_id].exam_id for t in pending if t.attempt_id})
+            )
+        )
+    }
+    batch = _Batch(session, by_id)
     for transition in pending:
-        done.extend(_apply(session, attempt, exam, transition))
-    return done
+        assert transition.attempt_id is not None
+        attempt = by_id[transition.attempt_id]
+        batch.apply(attempt, exams[attempt.exam_id], transition)
+    return batch.finish()
 
 
-def _apply(
-    session: Session, attempt: Attempt, exam: Exam, transition: Transition
-) -> list[Transition]:
+class _Batch:
+    """The writes of one batch: applied in memory, flushed once, woken after."""
+
+    def __init__(self, session: Session, attempt_ids: Iterable[int]) -> None:
+        self.session = session
+        self.attempt_ids = set(attempt_ids)
+        self.done: list[Transition] = []
+        self.outbox: list[Outbox] = []
+        self._held: dict[int, list[Review]] | None = None
+
+    def apply(self, attempt: Attempt, exam: Exam, transition: Transition) -> None:
+        self.done.extend(_apply(self, attempt, exam, transition))
+
+    def held_reviews(self, attempt: Attempt) -> list[Review]:
+        """Reviews waiting for a submit, read once for the whole batch. None can appear
+        meanwhile: recording a review waits for the attempt's lock, which the batch holds."""
+        if self._held is None:
+            self._held = {}
+            for review in self.session.scalars(
+                select(Review)
+                .where(Review.attempt_id.in_(self.attempt_ids), Review.state == ReviewState.held)
+                .order_by(Review.id)
+            ):
+                self._held.setdefault(review.attempt_id, []).append(review)
+        return self._held.pop(attempt.id, [])
+
+    def finish(self) -> list[Transition]:
+        self.session.flush()
+        for row in self.outbox:
+            wake(self.session, row.kind, [row.id])
+        return self.done
+
+
+def _apply(batch: _Batch, attempt: Attempt, exam: Exam, transition: Transition) -> list[Transition]:
+    session = batch.session
     now = utcnow()
     current = attempt.status
     step = _decide(attempt, exam, transition, now)
@@ -266,10 +338,10 @@ def _apply(
             at=now,
         )
     )
-    _record_follow_ups(session, attempt, transition, result)
+    _record_follow_ups(batch, attempt, transition, result)
     done = [transition]
     if result is Status.submitted:
-        done.extend(_release_held_reviews(session, attempt, exam))
+        done.extend(_release_held_reviews(batch, attempt, exam))
     return done
 
 
@@ -378,7 +450,7 @@ def allowed_minutes(exam: Exam, now: dt.datetime) -> int:
 
 
 def _record_follow_ups(
-    session: Session, attempt: Attempt, transition: Transition, result: Status
+    batch: _Batch, attempt: Attempt, transition: Transition, result: Status
 ) -> None:
     """SPEC §3 step 8: outbox rows in this transaction, published after it commits."""
     kinds: list[OutboxKind] = []
@@ -398,19 +470,14 @@ def _record_follow_ups(
     if not kinds:
         return
     rows = [Outbox(kind=k, attempt_id=attempt.id, transition_id=transition.id) for k in kinds]
-    session.add_all(rows)
-    session.flush()
-    for row in rows:
-        wake(session, row.kind, [row.id])
+    batch.session.add_all(rows)
+    batch.outbox.extend(rows)
 
 
-def _release_held_reviews(session: Session, attempt: Attempt, exam: Exam) -> list[Transition]:
+def _release_held_reviews(batch: _Batch, attempt: Attempt, exam: Exam) -> list[Transition]:
     """SPEC §3 step 9: reviews that waited for the submit are applied right after it."""
-    held = session.scalars(
-        select(Review)
-        .where(Review.attempt_id == attempt.id, Review.state == ReviewState.held)
-        .order_by(Review.id)
-    ).all()
+    session = batch.session
+    held = batch.held_reviews(attempt)
     done: list[Transition] = []
     for review in held:
         transition = Transition(
@@ -428,7 +495,7 @@ def _release_held_reviews(session: Session, attempt: Attempt, exam: Exam) -> lis
         session.flush()
         review.state = ReviewState.applied
         review.transition_id = transition.id
-        done.extend(_apply(session, attempt, exam, transition))
+        done.extend(_apply(batch, attempt, exam, transition))
     return done
 
 
@@ -449,25 +516,20 @@ def count_delivery(session: Session, transition_ids: Sequence[int], limit: int) 
     """
     if not transition_ids:
         return []
-    session.execute(
+    counted = session.execute(
         update(Transition)
         .where(Transition.id.in_(transition_ids), Transition.state == TransitionState.pending)
         .values(deliveries=Transition.deliveries + 1)
-    )
-    over = session.scalars(
-        select(Transition.id).where(
-            Transition.id.in_(transition_ids),
-            Transition.state == TransitionState.pending,
-            Transition.deliveries > limit,
-        )
+        .returning(Transition.id, Transition.deliveries)
     ).all()
+    over = [i for i, deliveries in counted if deliveries > limit]
     if over:
         fail_transitions(
             session,
             over,
             f"gave up after {limit} deliveries: applying it kept failing or killing its worker",
         )
-    return sorted(set(transition_ids) - set(over))
+    return sorted(i for i, deliveries in counted if deliveries <= limit)
 
 
 def fail_transitions(session: Session, transition_ids: Sequence[int], detail: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from config import get_settings
 from proctoring import cascade, outbox, transitions
 from proctoring.models import Transition
 from proctoring.outbox import FollowUpResult
@@ -19,7 +20,9 @@ from workers.base import ProctorqTask
     give_up=staticmethod(transitions.fail_transitions),
 )
 def apply_transitions(session: Session, transition_ids: list[int]) -> list[Transition]:
-    return transitions.apply_transitions(session, transition_ids)
+    return transitions.apply_transitions(
+        session, transition_ids, drain=get_settings().apply_batch_size
+    )
 
 
 @app.task(

@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,6 +144,7 @@ class Stack:
         concurrency: int = 2,
         pool: str = "prefork",
         wait: bool = True,
+        extra: Sequence[str] = (),
     ) -> Process:
         worker = self.spawn(
             name,
@@ -156,6 +157,7 @@ class Stack:
             pool,
             "-n",
             f"{name}-{uuid.uuid4().hex[:6]}@%h",
+            *(["--", *extra] if extra else []),
         )
         if wait:
             wait_until(

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import secrets
 import signal
@@ -56,6 +57,8 @@ def migrate(args: argparse.Namespace) -> int:
 def worker(args: argparse.Namespace) -> int:
     settings = get_settings()
     configure_logging(settings.log_level)
+    # Start-up and shutdown lines ("… ready.") are worth seeing at any level.
+    logging.getLogger("celery.apps.worker").setLevel(logging.INFO)
     argv = ["worker", "-Q", args.queues, "-c", str(args.concurrency), "--pool", args.pool]
     argv += ["--loglevel", settings.log_level]
     if args.hostname:
