@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
-from api.auth import Caller
+from api.auth import Caller, storable
 from proctoring import attempts, exams, people
 from proctoring.errors import Forbidden, Invalid, NotFound
 from proctoring.models import Attempt
@@ -69,6 +69,8 @@ def _staff_of(ctx: Context, course_id: str | None) -> bool:
         return True
     if course_id is None:
         raise Forbidden(NO_COURSE)
+    if not storable(course_id):
+        return False  # read before the body is validated: no course has such an id
     return people.is_course_staff(ctx.session, course_id, ctx.caller.user_id)
 
 

@@ -70,13 +70,25 @@ def _caller(claims: dict[str, Any]) -> Caller:
         or not isinstance(email, str)
         or len(email) > 254
         or not isinstance(administrator, bool)
-        or "\x00" in username + email
+        or not storable(username + email)
     ):
         raise Unauthenticated(
             "The token must carry user_id (integer), preferred_username and email "
             "(strings) and administrator (boolean), as the LMS issues them."
         )
     return Caller(user_id=user_id, username=username, email=email, is_staff=administrator)
+
+
+def storable(text: str) -> bool:
+    """Whether the database can hold this text: no NUL, and no lone surrogate (JSON's
+    `\\ud800` escapes make those; UTF-8 cannot encode them)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @functools.cache

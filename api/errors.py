@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from api.auth import Unauthenticated
 from proctoring.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
@@ -49,6 +50,23 @@ def sentence(errors: list[Any]) -> str:
     return f"{where} {what}" + (f" (and {more} more problem{'s' * (more > 1)})." if more else ".")
 
 
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (RFC 9110 §15.5.6): Starlette's Allow
+    names only those of the first route whose path matched."""
+    allowed = [
+        method
+        for method in METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+    return ", ".join(allowed)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain(request: Request, exc: DomainError) -> JSONResponse:
@@ -69,9 +87,11 @@ def install(app: FastAPI) -> None:
             detail = "The body could not be read: send UTF-8 JSON."
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"There is nothing at {request.url.path}."
+        headers = getattr(exc, "headers", None)
         if exc.status_code == 405:
             detail = f"{request.method} is not allowed on {request.url.path}."
-        return problem(exc.status_code, detail, getattr(exc, "headers", None))
+            headers = {**(headers or {}), "Allow": allowed_methods(request)}
+        return problem(exc.status_code, detail, headers)
 
     @app.exception_handler(sqlalchemy.exc.OperationalError)
     @app.exception_handler(sqlalchemy.exc.InterfaceError)

@@ -29,7 +29,7 @@ Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 def _json_or_none(raw: bytes) -> Any:
     try:
         return json.loads(raw) if raw else None
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deep to read
         return None
 
 
@@ -113,7 +113,9 @@ class VendorRoute(APIRoute):
             headers = {k.lower(): v for k, v in request.headers.items()}
             webhook_id = verify_webhook(config, body, headers)
             if len(webhook_id) > 255 or "\x00" in webhook_id:
-                raise Unauthenticated("The webhook-id header is longer than 255 characters.")
+                raise Unauthenticated(
+                    "The webhook-id header must be at most 255 characters, without NUL."
+                )
             request.state.provider = name
             request.state.webhook_id = webhook_id
             return await handle(request)

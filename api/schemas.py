@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -12,7 +12,9 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    field_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from proctoring.statuses import Status
 
@@ -77,17 +79,37 @@ class ExamCreate(ExamFields):
     content_id: ContentId = Field(examples=[CONTENT_EXAMPLE])
 
 
-class ExamChange(Strict):
-    """Only the fields given are changed."""
+def _not_given(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
 
-    exam_name: Name | None = None
-    time_limit_mins: Minutes | None = None
+
+def _not_cleared() -> Any:
+    """A field that may be left out (not changed) but not cleared: `null` is not valid, and
+    the schema shows neither null nor a default."""
+    return Field(default=None, json_schema_extra=_not_given)
+
+
+class ExamChange(Strict):
+    """Only the fields given are changed; `null` clears the ones that may be empty."""
+
+    exam_name: Name | SkipJsonSchema[None] = _not_cleared()
+    time_limit_mins: Minutes | SkipJsonSchema[None] = _not_cleared()
     due_date: AwareDatetime | None = None
     external_id: ExternalId | None = None
-    is_proctored: bool | None = None
-    is_practice_exam: bool | None = None
-    is_active: bool | None = None
+    is_proctored: bool | SkipJsonSchema[None] = _not_cleared()
+    is_practice_exam: bool | SkipJsonSchema[None] = _not_cleared()
+    is_active: bool | SkipJsonSchema[None] = _not_cleared()
     provider: Name | None = None
+
+    @field_validator(
+        "exam_name", "time_limit_mins", "is_proctored", "is_practice_exam", "is_active"
+    )
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # Runs only on given values: a field left out keeps its default and is not changed.
+        if value is None:
+            raise ValueError("may be left out but cannot be null")
+        return value
 
 
 class ExamOut(BaseModel):

@@ -133,8 +133,9 @@ def record_transition(
 
 def _same_request(existing: Transition, attempt_id: int, to_status: Status) -> Transition:
     if existing.attempt_id != attempt_id or existing.to_status != to_status:
+        key = "webhook-id" if existing.source is Source.vendor else "Idempotency-Key"
         raise Conflict(
-            "this Idempotency-Key was already used for a different request "
+            f"this {key} was already used for a different request "
             f"(attempt {existing.attempt_id}, to_status {existing.to_status})"
         )
     return existing

@@ -6,7 +6,7 @@ import asyncio
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Header, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.access import (
@@ -17,7 +17,15 @@ from api.access import (
     transition_poster,
     transition_reader,
 )
-from api.deps import AccessDep, AttemptIdPath, CallerDep, ExamIdPath, TransitionIdPath, UoW
+from api.deps import (
+    AccessDep,
+    AttemptIdPath,
+    CallerDep,
+    ExamIdPath,
+    TransitionIdPath,
+    UoW,
+    get_caller,
+)
 from api.present import attempt_out, errors, transition_out
 from api.routing import UserRoute
 from api.schemas import (
@@ -57,7 +65,25 @@ MAX_WAIT_SECONDS = 30.0
 )
 @requires(attempt_creator)
 def create_attempt(
-    uow: UoW, caller: CallerDep, exam_id: ExamIdPath, attempt: AttemptCreate
+    uow: UoW,
+    caller: CallerDep,
+    exam_id: ExamIdPath,
+    attempt: Annotated[
+        AttemptCreate,
+        Body(
+            openapi_examples={
+                "self": {"summary": "A learner starts their own attempt", "value": {}},
+                "for": {
+                    "summary": "Staff create one for a learner, with the vendor's session",
+                    "value": {
+                        "user_id": 42,
+                        "taking_as_proctored": True,
+                        "external_id": "session-8812",
+                    },
+                },
+            }
+        ),
+    ],
 ) -> AttemptOut:
     """A learner creates their own attempt; staff name the learner with `user_id`. An attempt
     always starts `created`; a second one for the same learner and exam is a 409 until staff
@@ -113,6 +139,8 @@ def archive_attempt(uow: UoW, caller: CallerDep, attempt_id: AttemptIdPath) -> R
         200: {"model": TransitionAccepted, "description": "The same Idempotency-Key again."},
         **errors(401, 403, 404, 409),
     },
+    # The route class reads the token; this shows the bearer scheme in the document.
+    dependencies=[Depends(get_caller)],
     tags=["transitions"],
     summary="Request a status change",
 )

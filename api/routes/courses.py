@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Body, Query, Response
 
 from api.access import course_staff, credit_reader, global_staff, requires
 from api.deps import CallerDep, CourseIdPath, UoW, UserIdPath
@@ -25,7 +25,23 @@ router = APIRouter(route_class=UserRoute)
 )
 @requires(course_staff)
 def put_course(
-    uow: UoW, caller: CallerDep, course_id: CourseIdPath, course: CoursePut
+    uow: UoW,
+    caller: CallerDep,
+    course_id: CourseIdPath,
+    course: Annotated[
+        CoursePut,
+        Body(
+            openapi_examples={
+                "named": {
+                    "summary": "A name and a contact link",
+                    "value": {
+                        "name": "Demonstration Course",
+                        "contact_url": "https://example.com/contact",
+                    },
+                }
+            }
+        ),
+    ],
 ) -> CourseOut:
     """The name is used in e-mails ("your course" when missing); the contact link too (the
     configured support URL when missing)."""
@@ -77,7 +93,22 @@ def revoke_staff(
     summary="Create or update a user (the LMS)",
 )
 @requires(global_staff)
-def put_user(uow: UoW, caller: CallerDep, user_id: UserIdPath, user: UserPut) -> UserOut:
+def put_user(
+    uow: UoW,
+    caller: CallerDep,
+    user_id: UserIdPath,
+    user: Annotated[
+        UserPut,
+        Body(
+            openapi_examples={
+                "learner": {
+                    "summary": "A learner as the LMS knows them",
+                    "value": {"username": "ada", "email": "ada@example.com"},
+                }
+            }
+        ),
+    ],
+) -> UserOut:
     with uow() as session:
         row = people.upsert_user(
             session, user_id, user.username, user.email, is_staff=user.is_staff

@@ -56,7 +56,23 @@ def create_exam(
     summary="Change an exam",
 )
 @requires(course_staff)
-def update_exam(uow: UoW, caller: CallerDep, exam_id: ExamIdPath, change: ExamChange) -> ExamOut:
+def update_exam(
+    uow: UoW,
+    caller: CallerDep,
+    exam_id: ExamIdPath,
+    change: Annotated[
+        ExamChange,
+        Body(
+            openapi_examples={
+                "longer": {
+                    "summary": "More time, and a due date",
+                    "value": {"time_limit_mins": 120, "due_date": "2026-12-20T23:59:00Z"},
+                },
+                "retire": {"summary": "No longer offered", "value": {"is_active": False}},
+            }
+        ),
+    ],
+) -> ExamOut:
     """Only the fields given are changed."""
     with uow() as session:
         return exam_out(exams.update_exam(session, exam_id, change.model_dump(exclude_unset=True)))

@@ -23,7 +23,8 @@ SIGNING = (
     "`webhook-timestamp` (Unix seconds, within 5 minutes) and `webhook-signature` "
     "(`v1,<base64 HMAC-SHA256 of id.timestamp.body>` with one of the provider's `whsec_` "
     "secrets). The signature is checked before anything is looked up; a repeated "
-    "`webhook-id` gets the first answer again and changes nothing."
+    "`webhook-id` gets the first answer again and changes nothing, and a `webhook-id` "
+    "already used for another request is a 409."
 )
 WebhookId = Annotated[str, Header(alias="webhook-id", description="Unique per message.")]
 WebhookTimestamp = Annotated[str, Header(alias="webhook-timestamp", description="Unix seconds.")]
@@ -40,7 +41,7 @@ WebhookSignature = Annotated[
     "/v1/providers/{provider}/reviews",
     status_code=202,
     response_model=ReviewOut,
-    responses=errors(401, 404),
+    responses=errors(401, 404, 409),
     summary="Post a review result",
     description="The vendor's verdict on a recorded session. The word in `status` is mapped "
     "with the provider's vocabulary: a passing word verifies the attempt, `not_reviewed` makes "
@@ -102,7 +103,7 @@ def post_review(
     "/v1/providers/{provider}/attempts/{external_id}/ready",
     status_code=202,
     response_model=TransitionAccepted,
-    responses=errors(401, 404),
+    responses=errors(401, 404, 409),
     summary="The learner's proctoring software is ready",
     description="Moves the attempt to `ready_to_start` if it is still `created` or "
     "`download_software_clicked`; later, the request ends `noop`. The body may be empty. "
@@ -113,7 +114,7 @@ def post_ready(
     request: Request,
     response: Response,
     provider: ProviderPath,
-    external_id: Annotated[str, Path(min_length=1, max_length=255)],
+    external_id: Annotated[str, Path(min_length=1, max_length=255, pattern=r"^[^\x00]+$")],
     webhook_id: WebhookId,
     webhook_timestamp: WebhookTimestamp,
     webhook_signature: WebhookSignature,
