@@ -11,6 +11,7 @@ from celery import Celery
 from fastapi import FastAPI
 from fastapi.responses import Response
 from prometheus_client import REGISTRY
+from starlette.concurrency import run_in_threadpool
 
 from api import errors
 from api.metrics import BacklogCollector, exposition
@@ -19,7 +20,7 @@ from api.routes import attempts, courses, exams, health, vendors
 from config import Settings, get_settings
 from config.logging import install_filter
 from proctoring.db import UnitOfWork, make_engine, make_session_factory
-from workers.publisher import CeleryPublisher
+from workers.publisher import CeleryPublisher, CoalescingPublisher
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,9 @@ def create_app(
         from workers.app import app as celery
     if uow is None:
         engine = make_engine(settings.database_url)
-        publisher = CeleryPublisher(celery, pause_seconds=settings.publish_pause_seconds)
+        publisher = CoalescingPublisher(
+            CeleryPublisher(celery, pause_seconds=settings.publish_pause_seconds)
+        )
         uow = UnitOfWork(make_session_factory(engine), publisher)
 
     @asynccontextmanager
@@ -56,6 +59,9 @@ def create_app(
         install_filter(logging.getLogger("uvicorn"))
         install_filter()
         yield
+        flush = getattr(uow.publisher, "flush", None)
+        if flush is not None:
+            await run_in_threadpool(flush)
 
     app = FastAPI(
         title="proctorq",

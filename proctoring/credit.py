@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import httpx
 from sqlalchemy import delete, select, text
@@ -63,13 +63,29 @@ class RetryLater(Exception):
 def settle_credit(
     session: Session, outbox_ids: Sequence[int], deliver: Delivery | None
 ) -> FollowUpResult:
-    """Apply credit follow-ups (set and clear) and, if configured, tell the LMS."""
+    """Apply credit follow-ups (set and clear) and, if configured, tell the LMS.
+
+    A batch costs a few statements whatever its size: what it needs is read at once and the
+    requirements are written in one upsert.
+    """
     result = FollowUpResult()
-    rows = claim(session, OutboxKind.credit, outbox_ids) + claim(
-        session, OutboxKind.clear_credit, outbox_ids
+    rows = sorted(
+        claim(session, OutboxKind.credit, outbox_ids)
+        + claim(session, OutboxKind.clear_credit, outbox_ids),
+        key=lambda r: r.id,
     )
-    changes = [(row, _apply(session, row)) for row in sorted(rows, key=lambda r: r.id)]
-    for row, change in changes:
+    if not rows:
+        return result
+    facts = _Facts(session, rows)
+    changes: dict[int, CreditChange | None] = {
+        row.id: facts.change(row) for row in rows if row.kind is OutboxKind.credit
+    }
+    _upsert(session, [c for c in changes.values() if c is not None])
+    for row in rows:
+        if row.kind is OutboxKind.clear_credit:
+            changes[row.id] = _clear(session, facts.change(row), row.attempt_id)
+    for row in rows:
+        change = changes[row.id]
         outcome: str | None = None
         if deliver is not None and change is not None:
             try:
@@ -87,86 +103,130 @@ def settle_credit(
     return result
 
 
-def _apply(session: Session, row: Outbox) -> CreditChange | None:
-    attempt = session.get_one(Attempt, row.attempt_id)
-    exam = session.get_one(Exam, attempt.exam_id)
-    user = session.get_one(User, attempt.user_id)
-    change = CreditChange(
-        user_id=attempt.user_id,
-        username=user.username,
-        course_id=exam.course_id,
-        namespace=NAMESPACE,
-        name=exam.content_id,
-        status=None,
-        transition_id=None,
-    )
-    requirement = (
-        CreditRequirement.user_id == change.user_id,
-        CreditRequirement.course_id == change.course_id,
-        CreditRequirement.namespace == change.namespace,
-        CreditRequirement.name == change.name,
-    )
-    if row.kind is OutboxKind.clear_credit:
-        # Only the archived attempt's own requirement is cleared: a newer attempt's stays.
-        owned = select(Transition.id).where(Transition.attempt_id == attempt.id)
-        removed = session.execute(
-            delete(CreditRequirement).where(
-                *requirement, CreditRequirement.transition_id.in_(owned)
-            )
+class _Facts:
+    """Attempts, exams, users and transitions of a batch, read in one query each."""
+
+    def __init__(self, session: Session, rows: Sequence[Outbox]) -> None:
+        attempt_ids = {r.attempt_id for r in rows}
+        self.attempts = {
+            a.id: a for a in session.scalars(select(Attempt).where(Attempt.id.in_(attempt_ids)))
+        }
+        exam_ids = {a.exam_id for a in self.attempts.values()}
+        self.exams = {e.id: e for e in session.scalars(select(Exam).where(Exam.id.in_(exam_ids)))}
+        user_ids = {a.user_id for a in self.attempts.values()}
+        self.users = {
+            u.user_id: u for u in session.scalars(select(User).where(User.user_id.in_(user_ids)))
+        }
+        transition_ids = {r.transition_id for r in rows if r.transition_id is not None}
+        self.results = dict(
+            session.execute(
+                select(Transition.id, Transition.result_status).where(
+                    Transition.id.in_(transition_ids)
+                )
+            ).all()
         )
-        return change if getattr(removed, "rowcount", 0) else None
 
-    assert row.transition_id is not None
-    transition = session.get_one(Transition, row.transition_id)
-    assert transition.result_status is not None
-    value = statuses.credit_value(transition.result_status)
-    assert value is not None
-    applied_as = session.scalar(
-        select(AttemptHistory.id).where(AttemptHistory.transition_id == transition.id)
+    def change(self, row: Outbox) -> CreditChange:
+        attempt = self.attempts[row.attempt_id]
+        exam = self.exams[attempt.exam_id]
+        change = CreditChange(
+            user_id=attempt.user_id,
+            username=self.users[attempt.user_id].username,
+            course_id=exam.course_id,
+            namespace=NAMESPACE,
+            name=exam.content_id,
+            status=None,
+            transition_id=None,
+        )
+        if row.kind is OutboxKind.clear_credit:
+            return change
+        assert row.transition_id is not None
+        result = self.results[row.transition_id]
+        assert result is not None
+        value = statuses.credit_value(result)
+        assert value is not None
+        return dataclasses.replace(change, status=value.value, transition_id=row.transition_id)
+
+
+def _clear(session: Session, change: CreditChange, attempt_id: int) -> CreditChange | None:
+    """Only the archived attempt's own requirement is cleared: a newer attempt's stays."""
+    owned = select(Transition.id).where(Transition.attempt_id == attempt_id)
+    removed = session.execute(
+        delete(CreditRequirement).where(
+            CreditRequirement.user_id == change.user_id,
+            CreditRequirement.course_id == change.course_id,
+            CreditRequirement.namespace == change.namespace,
+            CreditRequirement.name == change.name,
+            CreditRequirement.transition_id.in_(owned),
+        )
     )
-    assert applied_as is not None
-    _upsert(
-        session,
-        {
-            "user_id": change.user_id,
-            "course_id": change.course_id,
-            "namespace": change.namespace,
-            "name": change.name,
-            "status": value,
-            "transition_id": transition.id,
-        },
-        applied_as,
-    )
-    return dataclasses.replace(change, status=value.value, transition_id=transition.id)
+    return change if getattr(removed, "rowcount", 0) else None
 
 
-def _upsert(session: Session, values: dict[str, Any], applied_as: int) -> None:
-    """Insert or update; an older change never overwrites a newer one.
+# Changes can arrive out of order (two credit tasks running at once), so an older one must
+# never overwrite a newer one. "Older" is the order the transitions were applied in, which the
+# history rows' ids record: a transition's own id is the order it was received in, and a held
+# review is received before, but applied after, the requests around its submit. Written out,
+# because ON CONFLICT's subqueries have no enclosing SELECT for SQLAlchemy to correlate with.
+_NEWER = text(
+    "(SELECT h.id FROM attempt_history AS h "
+    " WHERE h.transition_id = credit_requirements.transition_id) "
+    "< (SELECT h.id FROM attempt_history AS h WHERE h.transition_id = excluded.transition_id)"
+)
 
-    Changes can arrive out of order (two credit tasks running at once). "Older" is judged by
-    the order the transitions were applied in, which the history rows' ids record: a
-    transition's own id is the order it was received in, and a held review is received
-    before, but applied after, the requests around its submit.
-    """
+
+def _upsert(session: Session, changes: Sequence[CreditChange]) -> None:
+    """Insert or update every requirement of the batch in one statement."""
+    if not changes:
+        return
+    latest: dict[tuple[int, str, str, str], CreditChange] = {}
+    for change in changes:  # one row per requirement: the last applied of the batch
+        key = (change.user_id, change.course_id, change.namespace, change.name)
+        if key not in latest or _applied_after(session, change, latest[key]):
+            latest[key] = change
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     now = utcnow()
-    statement = insert(CreditRequirement).values(**values, created_at=now, updated_at=now)
-    statement = statement.on_conflict_do_update(
-        index_elements=["user_id", "course_id", "namespace", "name"],
-        set_={
-            "status": statement.excluded.status,
-            "transition_id": statement.excluded.transition_id,
-            "updated_at": now,
-        },
-        # The subquery refers to the row already there. Written out, because a subquery
-        # inside ON CONFLICT has no enclosing SELECT for SQLAlchemy to correlate it with.
-        where=text(
-            "(SELECT h.id FROM attempt_history AS h "
-            "WHERE h.transition_id = credit_requirements.transition_id) < :applied_as"
-        ).bindparams(applied_as=applied_as),
+    statement = insert(CreditRequirement).values(
+        [
+            {
+                "user_id": c.user_id,
+                "course_id": c.course_id,
+                "namespace": c.namespace,
+                "name": c.name,
+                "status": c.status,
+                "transition_id": c.transition_id,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for c in latest.values()
+        ]
     )
-    session.execute(statement)
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["user_id", "course_id", "namespace", "name"],
+            set_={
+                "status": statement.excluded.status,
+                "transition_id": statement.excluded.transition_id,
+                "updated_at": now,
+            },
+            where=_NEWER,
+        )
+    )
+
+
+def _applied_after(session: Session, one: CreditChange, other: CreditChange) -> bool:
+    """Rare (two changes of one requirement in one batch): ask the history which came last."""
+    order = dict(
+        session.execute(
+            select(AttemptHistory.transition_id, AttemptHistory.id).where(
+                AttemptHistory.transition_id.in_([one.transition_id, other.transition_id])
+            )
+        ).all()
+    )
+    assert one.transition_id is not None
+    assert other.transition_id is not None
+    return bool(order[one.transition_id] > order[other.transition_id])
 
 
 def credit_of_user(

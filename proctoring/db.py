@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -86,10 +86,23 @@ class UnitOfWork:
     """
 
     def __init__(
-        self, session_factory: Callable[[], Session], publisher: Publisher | None = None
+        self, session_factory: sessionmaker[Session], publisher: Publisher | None = None
     ) -> None:
         self._session_factory = session_factory
-        self._publisher = publisher
+        self.publisher = publisher
+
+    @contextmanager
+    def autocommit(self) -> Iterator[Connection]:
+        """A connection for one statement that commits by itself (PostgreSQL): no BEGIN and
+        COMMIT round trips. SQLite gets a short transaction instead (its writers are
+        serialised by BEGIN IMMEDIATE)."""
+        engine = self._session_factory.kw["bind"]
+        if engine.dialect.name == "sqlite":
+            with engine.begin() as connection:
+                yield connection
+            return
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            yield connection
 
     @contextmanager
     def __call__(self) -> Iterator[Session]:
@@ -103,8 +116,8 @@ class UnitOfWork:
         finally:
             wakeups = session.info.pop("wakeups", [])
             session.close()
-        if wakeups and self._publisher is not None:
+        if wakeups and self.publisher is not None:
             try:
-                self._publisher(wakeups)
+                self.publisher(wakeups)
             except Exception:  # the sweeper publishes them again
                 log.warning("publishing %d wake-ups failed; the sweeper will", len(wakeups))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import email.utils
 import functools
 import importlib.resources
@@ -15,14 +16,18 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 import jinja2
 from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from proctoring import statuses
@@ -119,18 +124,25 @@ def render(template: str, context: dict[str, Any]) -> Rendered:
     )
 
 
-def build_message(
-    rendered: Rendered, *, sender: str, recipient: str, message_id: str
-) -> EmailMessage:
-    message = EmailMessage()
-    message["Subject"] = rendered.subject
+def build_message(rendered: Rendered, *, sender: str, recipient: str, message_id: str) -> Message:
+    """A text and an HTML part. Built with the classic MIME classes: the modern EmailMessage
+    parses every header it is given, which cost ~1.4 ms a message against ~0.1 ms here."""
+    for value in (rendered.subject, sender, recipient, message_id):
+        if "\r" in value or "\n" in value:
+            raise ValueError("a header value may not contain a line break")
+    message = MIMEMultipart("alternative")
+    message["Subject"] = (
+        rendered.subject
+        if rendered.subject.isascii()
+        else Header(rendered.subject, "utf-8").encode()
+    )
     message["From"] = sender
     message["To"] = recipient
     message["Date"] = email.utils.formatdate(localtime=False)
     # Stable per transition: a receiving server can drop the rare repeat (see RELIABILITY.md).
     message["Message-ID"] = message_id
-    message.set_content(rendered.text)
-    message.add_alternative(rendered.html, subtype="html")
+    message.attach(MIMEText(rendered.text, "plain", "utf-8"))
+    message.attach(MIMEText(rendered.html, "html", "utf-8"))
     return message
 
 
@@ -138,7 +150,7 @@ def build_message(
 
 
 class Backend(Protocol):
-    def send(self, message: EmailMessage) -> None: ...
+    def send(self, message: Message) -> None: ...
 
     def close(self) -> None: ...
 
@@ -149,7 +161,7 @@ class FileBackend:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: Message) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         name = str(message["Message-ID"]).strip("<>").split("@")[0] + ".eml"
         fd, temporary = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
@@ -192,13 +204,16 @@ class SMTPBackend:
             self._connection = connection
         return self._connection
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: Message) -> None:
+        sender = email.utils.parseaddr(str(message["From"]))[1]
+        recipient = str(message["To"])
+        raw = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))  # SMTP wants CRLF
         try:
-            self._connect().send_message(message)
+            self._connect().sendmail(sender, [recipient], raw)
         except (smtplib.SMTPServerDisconnected, ConnectionError):
             # A reused connection may have been closed by the server: once more, afresh.
             self.close()
-            self._connect().send_message(message)
+            self._connect().sendmail(sender, [recipient], raw)
 
     def close(self) -> None:
         if self._connection is not None:
@@ -211,7 +226,7 @@ class SMTPBackend:
 class _Job:
     outbox_id: int
     transition_id: int
-    message: EmailMessage
+    message: Message
 
 
 def send_status_emails(
@@ -264,68 +279,143 @@ def _claim(
     claim_seconds: float,
     result: FollowUpResult,
 ) -> list[_Job]:
-    jobs: list[_Job] = []
+    rows = claim(session, OutboxKind.email, outbox_ids)
+    if not rows:
+        return []
     now = utcnow()
-    for row in claim(session, OutboxKind.email, outbox_ids):
-        assert row.transition_id is not None
-        existing = session.scalar(
-            select(SentEmail).where(SentEmail.transition_id == row.transition_id)
+    by_transition = {row.transition_id: row for row in rows if row.transition_id is not None}
+    existing = {
+        e.transition_id: e
+        for e in session.scalars(
+            select(SentEmail).where(SentEmail.transition_id.in_(by_transition))
         )
-        if existing is not None and existing.sent_at is not None:
+    }
+    wanted: list[Outbox] = []
+    for transition_id, row in by_transition.items():
+        claimed = existing.get(transition_id)
+        if claimed is None:
+            wanted.append(row)
+        elif claimed.sent_at is not None:
             finish(row, OutboxState.done, "already sent")
             result.done.append(row.id)
-            continue
-        if existing is not None and (now - existing.claimed_at).total_seconds() < claim_seconds:
-            continue  # being sent by another worker right now
-        template, message, recipient = _message(session, row, sender, support_url)
-        if existing is None:
-            try:
-                with session.begin_nested():
-                    session.add(
-                        SentEmail(
-                            attempt_id=row.attempt_id,
-                            transition_id=row.transition_id,
-                            template=template,
-                            recipient=recipient,
-                            claimed_at=now,
-                        )
-                    )
-            except IntegrityError:
-                continue  # claimed by another worker a moment ago
-        else:
-            log.warning(
-                "taking over the e-mail of transition %s from a lost worker", row.transition_id
+        elif (now - claimed.claimed_at).total_seconds() >= claim_seconds:
+            log.warning("taking over the e-mail of transition %s from a lost worker", transition_id)
+            claimed.claimed_at = now
+            wanted.append(row)
+        # else: being sent by another worker right now; the sweeper brings it back if not.
+    messages = _Messages(session, wanted, sender, support_url)
+    fresh = [row for row in wanted if row.transition_id not in existing]
+    won = _insert_claims(session, fresh, messages, now)
+    return [
+        _Job(row.id, row.transition_id, messages.message(row))
+        for row in wanted
+        if row.transition_id is not None
+        and (row.transition_id in existing or row.transition_id in won)
+    ]
+
+
+def _insert_claims(
+    session: Session, rows: Sequence[Outbox], messages: _Messages, now: dt.datetime
+) -> set[int]:
+    """Claim in one statement; a claim another worker made a moment ago is not ours."""
+    if not rows:
+        return set()
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = (
+        insert(SentEmail)
+        .values(
+            [
+                {
+                    "attempt_id": row.attempt_id,
+                    "transition_id": row.transition_id,
+                    "template": messages.template(row),
+                    "recipient": messages.recipient(row),
+                    "claimed_at": now,
+                }
+                for row in rows
+            ]
+        )
+        .on_conflict_do_nothing(index_elements=["transition_id"])
+        .returning(SentEmail.transition_id)
+    )
+    return set(session.scalars(statement))
+
+
+class _Messages:
+    """Everything the e-mails of a batch say, read in one query per table."""
+
+    def __init__(
+        self, session: Session, rows: Sequence[Outbox], sender: str, support_url: str
+    ) -> None:
+        self.sender = sender
+        self.support_url = support_url
+        transition_ids = [row.transition_id for row in rows]
+        self.results = dict(
+            session.execute(
+                select(Transition.id, Transition.result_status).where(
+                    Transition.id.in_(transition_ids)
+                )
+            ).all()
+        )
+        self.attempts = {
+            a.id: a
+            for a in session.scalars(
+                select(Attempt).where(Attempt.id.in_({row.attempt_id for row in rows}))
             )
-            existing.claimed_at = now
-        jobs.append(_Job(row.id, row.transition_id, message))
-    return jobs
+        }
+        self.exams = {
+            e.id: e
+            for e in session.scalars(
+                select(Exam).where(Exam.id.in_({a.exam_id for a in self.attempts.values()}))
+            )
+        }
+        self.courses = {
+            c.course_id: c
+            for c in session.scalars(
+                select(Course).where(
+                    Course.course_id.in_({e.course_id for e in self.exams.values()})
+                )
+            )
+        }
+        self.users = {
+            u.user_id: u
+            for u in session.scalars(
+                select(User).where(User.user_id.in_({a.user_id for a in self.attempts.values()}))
+            )
+        }
 
+    def _status(self, row: Outbox) -> Status:
+        assert row.transition_id is not None
+        status = self.results[row.transition_id]
+        assert status is not None
+        return status
 
-def _message(
-    session: Session, row: Outbox, sender: str, support_url: str
-) -> tuple[str, EmailMessage, str]:
-    assert row.transition_id is not None
-    transition = session.get_one(Transition, row.transition_id)
-    attempt = session.get_one(Attempt, row.attempt_id)
-    exam = session.get_one(Exam, attempt.exam_id)
-    course = session.get(Course, exam.course_id)
-    user = session.get_one(User, attempt.user_id)
-    assert transition.result_status is not None
-    template, context_of = EMAILS[transition.result_status]
-    facts = Facts(
-        username=user.username,
-        course_name=(course.name if course and course.name else "your course"),
-        exam_name=exam.exam_name,
-        status=transition.result_status,
-        contact_url=(course.contact_url if course and course.contact_url else support_url),
-    )
-    message = build_message(
-        render(template, context_of(facts)),
-        sender=sender,
-        recipient=user.email,
-        message_id=f"<transition-{transition.id}@proctorq>",
-    )
-    return template, message, user.email
+    def template(self, row: Outbox) -> str:
+        return EMAILS[self._status(row)][0]
+
+    def recipient(self, row: Outbox) -> str:
+        return self.users[self.attempts[row.attempt_id].user_id].email
+
+    def message(self, row: Outbox) -> Message:
+        status = self._status(row)
+        attempt = self.attempts[row.attempt_id]
+        exam = self.exams[attempt.exam_id]
+        course = self.courses.get(exam.course_id)
+        template, context_of = EMAILS[status]
+        facts = Facts(
+            username=self.users[attempt.user_id].username,
+            course_name=(course.name if course and course.name else "your course"),
+            exam_name=exam.exam_name,
+            status=status,
+            contact_url=(course.contact_url if course and course.contact_url else self.support_url),
+        )
+        return build_message(
+            render(template, context_of(facts)),
+            sender=self.sender,
+            recipient=self.recipient(row),
+            message_id=f"<transition-{row.transition_id}@proctorq>",
+        )
 
 
 def _record(

@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Connection, func, select, update
 from sqlalchemy.orm import Session
 
 from proctoring.clock import utcnow
@@ -59,33 +59,30 @@ def finish(row: Outbox, state: OutboxState, detail: str | None = None) -> None:
     row.done_at = utcnow()
 
 
-def count_delivery(session: Session, outbox_ids: Sequence[int], limit: int) -> list[int]:
+def count_delivery(
+    executor: Session | Connection, outbox_ids: Sequence[int], limit: int
+) -> list[int]:
     """As for transitions: count before the work, fail what keeps failing. Returns the rest."""
     if not outbox_ids:
         return []
-    session.execute(
+    counted = executor.execute(
         update(Outbox)
         .where(Outbox.id.in_(outbox_ids), Outbox.state == OutboxState.pending)
         .values(deliveries=Outbox.deliveries + 1)
-    )
-    over = session.scalars(
-        select(Outbox).where(
-            Outbox.id.in_(outbox_ids),
-            Outbox.state == OutboxState.pending,
-            Outbox.deliveries > limit,
-        )
+        .returning(Outbox.id, Outbox.deliveries)
     ).all()
-    for row in over:
-        finish(
-            row,
-            OutboxState.failed,
+    over = [i for i, deliveries in counted if deliveries > limit]
+    if over:
+        fail_outbox(
+            executor,
+            over,
             f"gave up after {limit} deliveries: it kept failing or killing its worker",
         )
-    return sorted(set(outbox_ids) - {row.id for row in over})
+    return sorted(i for i, deliveries in counted if deliveries <= limit)
 
 
-def fail_outbox(session: Session, outbox_ids: Sequence[int], detail: str) -> None:
-    session.execute(
+def fail_outbox(executor: Session | Connection, outbox_ids: Sequence[int], detail: str) -> None:
+    executor.execute(
         update(Outbox)
         .where(Outbox.id.in_(outbox_ids), Outbox.state == OutboxState.pending)
         .values(state=OutboxState.failed, detail=detail[:2000], done_at=utcnow())

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -178,10 +178,13 @@ def apply_transitions(
 ) -> list[Transition]:
     """Apply every pending request of the attempts these requests belong to.
 
-    With ``drain``, also up to that many other attempts with pending requests, oldest first,
-    that no other worker holds (SKIP LOCKED): one task and one transaction then apply a whole
-    backlog, and the messages for those requests find nothing left to do. The named attempts
-    are waited for instead, so a request is never left behind because its attempt was busy.
+    With ``drain``, also up to that many other attempts with pending requests that no other
+    worker holds (SKIP LOCKED): one task and one transaction then apply a whole backlog, and
+    the messages for those requests find nothing left to do. The drain takes the newest
+    pending requests: messages are consumed oldest first, so the two ends of a backlog are
+    worked from both sides instead of the next messages waiting on the batch in progress.
+    The named attempts are waited for, so a request is never left behind because its attempt
+    was busy.
 
     The caller's transaction holds the attempts' locks until it commits; follow-ups are outbox
     rows in the same transaction, published after the commit. Returns what was applied.
@@ -201,12 +204,12 @@ def apply_transitions(
     attempts = lock_attempts(session, sorted(attempt_ids))
     if drain:
         attempts += lock_attempts(
-            session, _oldest_pending_attempts(session, drain, exclude=attempt_ids), skip_locked=True
+            session, _newest_pending_attempts(session, drain, exclude=attempt_ids), skip_locked=True
         )
     return apply_pending(session, attempts)
 
 
-def _oldest_pending_attempts(session: Session, limit: int, exclude: set[int]) -> list[int]:
+def _newest_pending_attempts(session: Session, limit: int, exclude: set[int]) -> list[int]:
     found = session.scalars(
         select(Transition.attempt_id)
         .where(Transition.state == TransitionState.pending, Transition.attempt_id.is_not(None))
@@ -508,16 +511,18 @@ def review_key(provider: str, webhook_id: str) -> str:
 # --- the pipeline's bookkeeping ---------------------------------------------------------------
 
 
-def count_delivery(session: Session, transition_ids: Sequence[int], limit: int) -> list[int]:
+def count_delivery(
+    executor: Session | Connection, transition_ids: Sequence[int], limit: int
+) -> list[int]:
     """Count one more delivery of these requests; fail those delivered ``limit`` times already.
 
-    Runs in its own short transaction before the work, so the count survives a worker that
+    Runs in its own statement, committed before the work, so the count survives a worker that
     dies mid-apply (Celery cannot count redeliveries after a lost worker). Returns the ids
     still pending and worth applying.
     """
     if not transition_ids:
         return []
-    counted = session.execute(
+    counted = executor.execute(
         update(Transition)
         .where(Transition.id.in_(transition_ids), Transition.state == TransitionState.pending)
         .values(deliveries=Transition.deliveries + 1)
@@ -526,15 +531,17 @@ def count_delivery(session: Session, transition_ids: Sequence[int], limit: int) 
     over = [i for i, deliveries in counted if deliveries > limit]
     if over:
         fail_transitions(
-            session,
+            executor,
             over,
             f"gave up after {limit} deliveries: applying it kept failing or killing its worker",
         )
     return sorted(i for i, deliveries in counted if deliveries <= limit)
 
 
-def fail_transitions(session: Session, transition_ids: Sequence[int], detail: str) -> None:
-    session.execute(
+def fail_transitions(
+    executor: Session | Connection, transition_ids: Sequence[int], detail: str
+) -> None:
+    executor.execute(
         update(Transition)
         .where(Transition.id.in_(transition_ids), Transition.state == TransitionState.pending)
         .values(state=TransitionState.failed, detail=detail[:2000], applied_at=utcnow())

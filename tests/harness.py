@@ -7,6 +7,7 @@ same environment, logs to a file under the run's folder, and is stopped at the e
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -46,6 +47,12 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what or predicate}")
         time.sleep(interval)
+
+
+def _die_with_parent() -> None:
+    """Linux: the child is killed when the test process dies, even by SIGKILL or a timeout."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 @dataclass
@@ -132,6 +139,7 @@ class Stack:
             stderr=subprocess.STDOUT,
             cwd=self.folder,
             start_new_session=True,  # its own process group: kill() reaches the pool too
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - one prctl call, no locks taken
         )
         process = Process(name, popen, log)
         self.processes.append(process)

@@ -11,6 +11,7 @@ import sqlalchemy.exc
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 from kombu.exceptions import OperationalError as BrokerError
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from config import get_settings
@@ -38,7 +39,7 @@ PASSING_ERRORS: tuple[type[BaseException], ...] = (
     SoftTimeLimitExceeded,
 )
 
-Counter = Callable[[Session, Sequence[int], int], list[int]]
+Counter = Callable[[Connection, Sequence[int], int], list[int]]
 GiveUp = Callable[[Session, Sequence[int], str], None]
 
 
@@ -76,8 +77,8 @@ class ProctorqTask(Task):  # type: ignore[misc]
         uow = unit_of_work()
         try:
             if ids is not None and self.count_delivery is not None:
-                with uow() as session:
-                    ids = self.count_delivery(session, ids, get_settings().max_deliveries)
+                with uow.autocommit() as connection:
+                    ids = self.count_delivery(connection, ids, get_settings().max_deliveries)
                 if not ids:
                     return None
             if self.own_transactions:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import defaultdict
@@ -51,3 +52,59 @@ class CeleryPublisher:
             with self._lock:
                 self._paused_until = time.monotonic() + self.pause_seconds
             raise
+
+
+class CoalescingPublisher:
+    """Publishes from a thread of its own; wake-ups that arrive while a message is being sent
+    go out together in the next one.
+
+    Under load, many requests then cost one message, and one task applies them in one
+    transaction; when idle, a wake-up is sent at once. Rule 1 holds: only committed rows are
+    handed over, and one that a crash keeps from being published is published by the sweeper.
+    """
+
+    def __init__(self, inner: CeleryPublisher) -> None:
+        self.inner = inner
+        self._waiting: list[Wakeup] = []
+        self._sending = 0
+        self._condition = threading.Condition()
+        self._pid: int | None = None
+
+    def __call__(self, wakeups: Sequence[Wakeup]) -> None:
+        with self._condition:
+            self._start_once()
+            self._waiting.extend(wakeups)
+            self._condition.notify()
+
+    def _start_once(self) -> None:
+        # After a fork (uvicorn and Celery both fork) the thread must be started again.
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._waiting = []
+            threading.Thread(target=self._run, name="proctorq-publisher", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                while not self._waiting:
+                    self._condition.wait()
+                batch, self._waiting = self._waiting, []
+                self._sending = len(batch)
+            try:
+                self.inner(batch)
+            except Exception:  # the rows are committed: the sweeper publishes them later
+                log.warning("publishing %d wake-ups failed; the sweeper will", len(batch))
+            with self._condition:
+                self._sending = 0
+                self._condition.notify_all()
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until everything handed over has been sent (tests, shutdown)."""
+        deadline = time.monotonic() + timeout
+        with self._condition:
+            while self._waiting or self._sending:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._condition.wait(left)
+        return True

@@ -40,7 +40,9 @@ def per_process(build: Callable[[], T]) -> Callable[[], T]:
 @per_process
 def unit_of_work() -> UnitOfWork:
     settings = get_settings()
-    engine = make_engine(settings.database_url)
+    # No ping before each checkout: it costs a round trip per task. A connection the database
+    # dropped fails its task once, which is retried, and SQLAlchemy then renews the pool.
+    engine = make_engine(settings.database_url, pool_pre_ping=False)
     return UnitOfWork(make_session_factory(engine), publisher())
 
 

@@ -1,0 +1,108 @@
+"""apply: transitions fully done per second (status applied, credit row written, e-mail accepted
+by a local SMTP server), against a no-op task of the same Celery app on the same broker, with
+the same worker (2 pool processes). Goal: ratio >= 0.5.
+
+    .venv/bin/python -m bench.apply [--transitions 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import uuid
+
+import redis
+
+from bench.common import (
+    counts,
+    environment,
+    machine,
+    publish_one_each,
+    record,
+    report,
+    seed,
+    start_workers_and_time,
+)
+from bench.smtp_sink import SMTPSink
+from proctoring.db import Wakeup
+from proctoring.statuses import Status
+from tasks import names
+from workers.publisher import CoalescingPublisher
+
+WORKER = {"queues": "transitions,credit,email", "concurrency": 2, "pool": "prefork"}
+
+
+def baseline(n: int) -> float:
+    with environment() as stack:
+        key = f"bench-noop-{uuid.uuid4().hex}"
+        counter = redis.Redis.from_url(stack.broker_url)
+        with stack.app.producer_or_acquire() as producer:
+            for _ in range(n):
+                stack.app.send_task(
+                    "proctorq.bench_noop",
+                    args=[stack.broker_url, key],
+                    queue="transitions",
+                    producer=producer,
+                )
+        seconds = start_workers_and_time(
+            stack,
+            lambda: int(counter.get(key) or 0) >= n,
+            extra=["--include", "bench.noop"],
+            **WORKER,
+        )
+        return n / seconds
+
+
+def ours(n: int, smtp: SMTPSink, coalesced: bool) -> tuple[float, dict[str, int]]:
+    with environment(PROCTORQ_SMTP_URL=smtp.url) as stack:
+        attempts, _ = seed(stack, n, Status.started)
+        transition_ids = record(stack, attempts, Status.submitted)
+        if coalesced:
+            # As the API's publisher does when requests come faster than it sends.
+            publisher = CoalescingPublisher(stack.publisher)
+            for transition_id in transition_ids:
+                publisher([Wakeup("apply", transition_id)])
+            publisher.flush(60)
+        else:
+            publish_one_each(
+                stack, names.APPLY_TRANSITIONS, [[i] for i in transition_ids], "transitions"
+            )
+        before = smtp.accepted
+
+        def done() -> bool:
+            c = counts(stack)
+            return c["applied"] >= n and c["credit"] >= n and smtp.accepted - before >= n
+
+        seconds = start_workers_and_time(stack, done, **WORKER)
+        return n / seconds, counts(stack)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--transitions", type=int, default=5000)
+    args = parser.parse_args()
+    n = args.transitions
+    with SMTPSink() as smtp:
+        noop_rate = baseline(n)
+        rate, final = ours(n, smtp, coalesced=True)
+        worst, _ = ours(n, smtp, coalesced=False)
+    report(
+        f"apply: {n} transitions, worker -Q {WORKER['queues']} -c {WORKER['concurrency']}",
+        [
+            ("machine", machine()),
+            ("no-op tasks per second (baseline)", f"{noop_rate:,.0f}"),
+            ("transitions fully done per second", f"{rate:,.0f}"),
+            ("ratio (goal >= 0.5)", f"{rate / noop_rate:.2f}"),
+            ("  the same, one message per transition", f"{worst:,.0f}"),
+            ("  its ratio", f"{worst / noop_rate:.2f}"),
+            (
+                "applied / credit rows / e-mails",
+                f"{final['applied']} / {final['credit']} / {final['emails']}",
+            ),
+        ],
+    )
+
+
+if __name__ == "__main__":
+    time.sleep(0)
+    main()
