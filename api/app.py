@@ -48,7 +48,8 @@ def create_app(
     if celery is None:
         from workers.app import app as celery
     if uow is None:
-        engine = make_engine(settings.database_url)
+        # A connection per request thread: uvicorn's threadpool runs up to 40 at once.
+        engine = make_engine(settings.database_url, pool_size=20, max_overflow=20)
         publisher = CoalescingPublisher(
             CeleryPublisher(celery, pause_seconds=settings.publish_pause_seconds)
         )

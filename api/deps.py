@@ -11,6 +11,9 @@ from api.access import Context
 from api.auth import Caller
 from proctoring.db import UnitOfWork
 
+# Dependencies here are `async def` on purpose: they do no I/O, and a plain `def` would cost a
+# trip through the threadpool each, on every request.
+
 # Shown in the OpenAPI document; the route class has already checked the token.
 bearer = HTTPBearer(
     auto_error=False,
@@ -19,19 +22,24 @@ bearer = HTTPBearer(
 )
 
 
-def get_uow(request: Request) -> UnitOfWork:
-    uow: UnitOfWork = request.app.state.uow
+def request_uow(request: Request) -> UnitOfWork:
+    """The request's own unit of work where the route class opened one, else the app's."""
+    uow: UnitOfWork = getattr(request.state, "uow", None) or request.app.state.uow
     return uow
 
 
-def get_caller(
+async def get_uow(request: Request) -> UnitOfWork:
+    return request_uow(request)
+
+
+async def get_caller(
     request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
 ) -> Caller:
     caller: Caller = request.state.caller
     return caller
 
 
-def get_access(request: Request) -> Context:
+async def get_access(request: Request) -> Context:
     access: Context = request.state.access
     return access
 

@@ -59,20 +59,21 @@ known_users = _KnownUsers()
 def _check_access(
     uow: UnitOfWork, caller: Caller, check: Check, request: Request, body: Any
 ) -> Context:
-    with uow() as session:
-        if known_users.changed(caller):
-            people.upsert_user(
-                session, caller.user_id, caller.username, caller.email, is_staff=caller.is_staff
-            )
-        ctx = Context(
-            caller=caller,
-            session=session,
-            path=request.path_params,
-            query=request.query_params,
-            body=body,
+    """Runs in the request's transaction, which the route then continues and commits: one
+    connection and one commit per request."""
+    session = uow.session()
+    if known_users.changed(caller):
+        people.upsert_user(
+            session, caller.user_id, caller.username, caller.email, is_staff=caller.is_staff
         )
-        check(ctx)
-    known_users.remember(caller)
+    ctx = Context(
+        caller=caller,
+        session=session,
+        path=request.path_params,
+        query=request.query_params,
+        body=body,
+    )
+    check(ctx)
     return ctx
 
 
@@ -89,10 +90,16 @@ class UserRoute(APIRoute):
             caller = read_token(request.headers.get("authorization"), get_settings())
             body = _json_or_none(await request.body())
             request.state.caller = caller
-            request.state.access = await run_in_threadpool(
-                _check_access, request.app.state.uow, caller, check, request, body
-            )
-            return await handle(request)
+            uow = request.state.uow = request.app.state.uow.for_request()
+            try:
+                request.state.access = await run_in_threadpool(
+                    _check_access, uow, caller, check, request, body
+                )
+                response = await handle(request)
+            finally:
+                await run_in_threadpool(uow.close)
+            known_users.remember(caller)  # the request's commit wrote the user, if it had to
+            return response
 
         return authenticated
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import itertools
 import os
 import platform
 import statistics
@@ -73,6 +74,9 @@ def environment(redis_db: int = 13, **env: str) -> Iterator[Stack]:
         drop_postgres_database(url)
 
 
+_user_ids = itertools.count(1_000_000)  # each benchmark has a fresh database
+
+
 def seed(
     stack_: Stack, learners: int, status: Status = Status.started, exams: int = 1
 ) -> tuple[list[int], list[int]]:
@@ -104,8 +108,7 @@ def seed(
             ).scalar_one()
             for i in range(exams)
         ]
-        base = int(time.time()) % 100_000 * 100_000
-        users = [base + n for n in range(learners)]
+        users = [next(_user_ids) for _ in range(learners)]
         for chunk in _chunks(users, 5000):
             connection.execute(
                 insert(User),

@@ -5,12 +5,12 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from proctoring.clock import utcnow
-from proctoring.db import wake
+from proctoring.db import upsert_insert, wake
 from proctoring.errors import Conflict, Invalid, NotFound
 from proctoring.exams import get_exam
 from proctoring.models import Attempt, Exam, Outbox, OutboxKind
@@ -49,22 +49,67 @@ def create_attempt(
     return attempt
 
 
-def create_attempt_for_cascade(session: Session, exam: Exam, user_id: int) -> Attempt:
-    """The attempt a cascaded decline needs where the learner never started one.
+def attempts_for_cascades(
+    session: Session, wanted: Sequence[tuple[int, int]]
+) -> dict[tuple[int, int], int]:
+    """The live attempt of each (exam, learner) a cascaded decline reaches, made where the
+    learner never started one (created, not taken as proctored). A few statements for any
+    number of them.
 
     Another writer may create the same attempt at the same moment (the learner clicking
     start): the unique index decides, and the loser takes the winner's attempt.
     """
-    attempt = _new_attempt(exam, user_id, taking_as_proctored=False, external_id=None)
-    try:
-        with session.begin_nested():
-            session.add(attempt)
-    except IntegrityError:
-        existing = live_attempt(session, exam.id, user_id, lock=True)
-        if existing is None:
-            raise
-        return existing
-    return attempt
+    pairs = sorted(set(wanted))
+    if not pairs:
+        return {}
+    found = _live_attempts(session, pairs)
+    missing = [p for p in pairs if p not in found]
+    if missing:
+        exams = {
+            e.id: e
+            for e in session.scalars(select(Exam).where(Exam.id.in_({e for e, _ in missing})))
+        }
+        now = utcnow()
+        insert = upsert_insert(session)
+        made = session.execute(
+            insert(Attempt)
+            .values(
+                [
+                    {
+                        "exam_id": exam_id,
+                        "user_id": user_id,
+                        "status": Status.created,
+                        "attempt_code": new_attempt_code(),
+                        "taking_as_proctored": False,
+                        "is_sample_attempt": exams[exam_id].is_practice_exam,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for exam_id, user_id in missing
+                ]
+            )
+            .on_conflict_do_nothing(
+                index_elements=["exam_id", "user_id"],
+                index_where=Attempt.archived_at.is_(None),
+            )
+            .returning(Attempt.id, Attempt.exam_id, Attempt.user_id)
+        ).all()
+        found.update({(e, u): i for i, e, u in made})
+        raced = [p for p in missing if p not in found]
+        if raced:
+            found.update(_live_attempts(session, raced))
+    return found
+
+
+def _live_attempts(
+    session: Session, pairs: Sequence[tuple[int, int]]
+) -> dict[tuple[int, int], int]:
+    rows = session.execute(
+        select(Attempt.id, Attempt.exam_id, Attempt.user_id).where(
+            tuple_(Attempt.exam_id, Attempt.user_id).in_(pairs), Attempt.archived_at.is_(None)
+        )
+    ).all()
+    return {(e, u): i for i, e, u in rows}
 
 
 def _new_attempt(

@@ -6,11 +6,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from proctoring.clock import utcnow
-from proctoring.db import wake
+from proctoring.db import upsert_insert, wake
 from proctoring.exams import cascade_targets
 from proctoring.models import (
     Attempt,
@@ -78,7 +77,7 @@ def record_cascade(session: Session, transition_id: int, exam: Exam, user_id: in
         # take theirs, and the two never wait on each other in a circle.
         for target in sorted(targets, key=lambda t: (live.get(t) or 0, t))
     ]
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    insert = upsert_insert(session)
     new_ids: list[int] = []
     for start in range(0, len(rows), CHUNK):
         statement = (

@@ -12,11 +12,11 @@ from typing import Protocol
 
 import httpx
 from sqlalchemy import delete, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from proctoring import statuses
 from proctoring.clock import utcnow
+from proctoring.db import upsert_insert
 from proctoring.models import (
     Attempt,
     AttemptHistory,
@@ -184,8 +184,7 @@ def _upsert(session: Session, changes: Sequence[CreditChange]) -> None:
         key = (change.user_id, change.course_id, change.namespace, change.name)
         if key not in latest or _applied_after(session, change, latest[key]):
             latest[key] = change
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = upsert_insert(session)
     now = utcnow()
     statement = insert(CreditRequirement).values(
         [

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -33,6 +34,13 @@ Publisher = Callable[[Sequence[Wakeup]], None]
 def wake(session: Session, kind: str, ids: Sequence[int]) -> None:
     """Ask for a message per id after this session commits (never before: rule 1)."""
     session.info.setdefault("wakeups", []).extend(Wakeup(str(kind), i) for i in ids)
+
+
+def upsert_insert(session: Session) -> Callable[..., Any]:
+    """INSERT with ON CONFLICT for the session's backend (PostgreSQL or SQLite)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert
+    return sqlite.insert
 
 
 def pending_wakeups(session: Session) -> list[Wakeup]:
@@ -86,10 +94,28 @@ class UnitOfWork:
     """
 
     def __init__(
-        self, session_factory: sessionmaker[Session], publisher: Publisher | None = None
+        self,
+        session_factory: sessionmaker[Session],
+        publisher: Publisher | None = None,
+        shared: Session | None = None,
     ) -> None:
         self._session_factory = session_factory
         self.publisher = publisher
+        self._shared = shared
+
+    def for_request(self) -> UnitOfWork:
+        """A unit of work whose transactions all use one session (one pooled connection at a
+        time) for the length of an HTTP request. ``session()`` opens its transaction without
+        committing; the next ``with uow()`` continues and commits it. Close it at the end."""
+        return UnitOfWork(self._session_factory, self.publisher, self._session_factory())
+
+    def session(self) -> Session:
+        assert self._shared is not None, "only a request's unit of work lends its session"
+        return self._shared
+
+    def close(self) -> None:
+        if self._shared is not None:
+            self._shared.close()
 
     @contextmanager
     def autocommit(self) -> Iterator[Connection]:
@@ -106,7 +132,7 @@ class UnitOfWork:
 
     @contextmanager
     def __call__(self) -> Iterator[Session]:
-        session = self._session_factory()
+        session = self._shared or self._session_factory()
         try:
             yield session
             session.commit()
@@ -115,7 +141,8 @@ class UnitOfWork:
             raise
         finally:
             wakeups = session.info.pop("wakeups", [])
-            session.close()
+            if self._shared is None:
+                session.close()
         if wakeups and self.publisher is not None:
             try:
                 self.publisher(wakeups)

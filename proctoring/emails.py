@@ -26,12 +26,12 @@ from urllib.parse import unquote, urlsplit
 
 import jinja2
 from sqlalchemy import delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from proctoring import statuses
 from proctoring.clock import utcnow
+from proctoring.db import upsert_insert
 from proctoring.models import (
     Attempt,
     Course,
@@ -320,8 +320,7 @@ def _insert_claims(
     """Claim in one statement; a claim another worker made a moment ago is not ours."""
     if not rows:
         return set()
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = upsert_insert(session)
     statement = (
         insert(SentEmail)
         .values(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from proctoring.errors import NotFound
@@ -16,9 +17,13 @@ def upsert_user(
     user = session.get(User, user_id)
     if user is None:
         user = User(user_id=user_id, username=username, email=email, is_staff=bool(is_staff))
-        session.add(user)
-        session.flush()
-        return user
+        try:
+            with session.begin_nested():
+                session.add(user)
+            return user
+        except IntegrityError:
+            # The same new user's first requests raced us; theirs is committed by now.
+            user = session.get_one(User, user_id, populate_existing=True)
     if user.username != username:
         user.username = username
     if user.email != email:

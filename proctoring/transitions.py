@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from proctoring import statuses
-from proctoring.attempts import create_attempt_for_cascade, live_attempt, lock_attempts
+from proctoring.attempts import attempts_for_cascades, lock_attempts
 from proctoring.clock import utcnow
 from proctoring.db import wake
 from proctoring.errors import Conflict, NotFound
@@ -56,24 +56,23 @@ def refusal(from_status: Status, to_status: Status, exam_id: int, user_id: int) 
 # --- recording --------------------------------------------------------------------------------
 
 
-def scoped_key(actor_user_id: int | None, key: str | None) -> str:
-    """The stored idempotency key of a learner's or staff's request.
+def scoped_key(actor_user_id: int | None, key: str | None) -> str | None:
+    """The stored idempotency key of a learner's or staff's request; None when there is none.
 
     Keys are scoped to the caller, as payment APIs scope them to an account: two learners who
     both send "submit-1" make two requests, not a conflict. Without a key, every request is new.
     """
     if key is None:
-        return f"auto:{uuid.uuid4()}"
+        return None
     return f"user:{actor_user_id}:{key}"
 
 
 def lock_attempt_for_request(session: Session, attempt_id: int) -> Attempt:
-    """Hold the attempt against appliers while a request for it is recorded.
+    """Hold the attempt against appliers, and read its latest committed status.
 
     FOR KEY SHARE lets many recorders in at once but waits for (and is waited on by) the
-    applier's FOR UPDATE, so a request is either committed before an applier reads the
-    attempt's pending requests, or recorded after that applier commits. It also makes the
-    status read here the latest committed one.
+    applier's FOR UPDATE. A review is recorded under it: whether the review is held depends on
+    the status, and an applier that releases held reviews cannot run meanwhile.
     """
     attempt = session.scalar(
         select(Attempt)
@@ -92,19 +91,28 @@ def record_transition(
     attempt_id: int,
     to_status: Status,
     source: Source,
-    idempotency_key: str,
+    idempotency_key: str | None,
     actor_user_id: int | None = None,
     expired_at: dt.datetime | None = None,
 ) -> tuple[Transition, bool]:
     """Record a request in the inbox; returns it and whether it is new.
 
     The same (source, key) again returns the first request, or raises Conflict if it asked for
-    something else. The apply message is published after the commit.
+    something else. Without a key the request is new and nothing is looked up. The apply
+    message is published after the commit.
+
+    Order: inserting the row checks its foreign key with a KEY SHARE lock on the attempt,
+    held until the commit. The applier's FOR UPDATE waits for it, so an applier never reads
+    an attempt's pending requests while one is being recorded: nothing received earlier can
+    commit later than what an applier has seen.
     """
-    existing = find_by_key(session, source, idempotency_key)
-    if existing is not None:
-        return _same_request(existing, attempt_id, to_status), False
-    attempt = lock_attempt_for_request(session, attempt_id)
+    if idempotency_key is not None:
+        existing = find_by_key(session, source, idempotency_key)
+        if existing is not None:
+            return _same_request(existing, attempt_id, to_status), False
+    attempt = session.get(Attempt, attempt_id)
+    if attempt is None or attempt.archived_at is not None:
+        raise NotFound(f"attempt {attempt_id} does not exist")
     transition = Transition(
         attempt_id=attempt.id,
         exam_id=attempt.exam_id,
@@ -112,12 +120,17 @@ def record_transition(
         to_status=to_status,
         source=source,
         actor_user_id=actor_user_id,
-        idempotency_key=idempotency_key,
+        idempotency_key=idempotency_key or f"auto:{uuid.uuid4()}",
         expired_at=expired_at,
         state=TransitionState.pending,
         received_at=utcnow(),
         deliveries=0,
     )
+    if idempotency_key is None:  # no key, no race on it: no savepoint either
+        session.add(transition)
+        session.flush()
+        wake(session, APPLY, [transition.id])
+        return transition, True
     try:
         with session.begin_nested():
             session.add(transition)
@@ -198,9 +211,9 @@ def apply_transitions(
             )
         ).all()
         attempt_ids = {attempt_id for _, attempt_id in rows if attempt_id is not None}
-        for transition_id, attempt_id in rows:
-            if attempt_id is None:
-                attempt_ids.add(_attempt_for_cascade(session, transition_id))
+        attempt_ids |= _attempts_for_cascades(
+            session, [transition_id for transition_id, attempt_id in rows if attempt_id is None]
+        )
     attempts = lock_attempts(session, sorted(attempt_ids))
     if drain:
         attempts += lock_attempts(
@@ -219,23 +232,24 @@ def _newest_pending_attempts(session: Session, limit: int, exclude: set[int]) ->
     return sorted({a for a in found if a is not None and a not in exclude})[:limit]
 
 
-def _attempt_for_cascade(session: Session, transition_id: int) -> int:
-    """Give a cascade to a never-attempted exam its attempt: the learner's, or a new one."""
-    transition = session.scalar(
+def _attempts_for_cascades(session: Session, transition_ids: Sequence[int]) -> set[int]:
+    """Give cascades to never-attempted exams their attempts: the learner's, or new ones.
+
+    The requests are locked first, so two workers given the same ones do this once.
+    """
+    if not transition_ids:
+        return set()
+    waiting = session.scalars(
         select(Transition)
-        .where(Transition.id == transition_id)
+        .where(Transition.id.in_(transition_ids), Transition.attempt_id.is_(None))
         .with_for_update()
         .execution_options(populate_existing=True)
-    )
-    assert transition is not None
-    if transition.attempt_id is None:
-        attempt = live_attempt(session, transition.exam_id, transition.user_id)
-        if attempt is None:
-            exam = session.get_one(Exam, transition.exam_id)
-            attempt = create_attempt_for_cascade(session, exam, transition.user_id)
-        transition.attempt_id = attempt.id
-        session.flush()
-    return transition.attempt_id
+    ).all()
+    made = attempts_for_cascades(session, [(t.exam_id, t.user_id) for t in waiting])
+    for transition in waiting:
+        transition.attempt_id = made[(transition.exam_id, transition.user_id)]
+    session.flush()
+    return set(made.values())
 
 
 def apply_pending_transitions(session: Session, attempt: Attempt) -> list[Transition]:

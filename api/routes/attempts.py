@@ -25,6 +25,7 @@ from api.deps import (
     TransitionIdPath,
     UoW,
     get_caller,
+    request_uow,
 )
 from api.present import attempt_out, errors, transition_out
 from api.routing import UserRoute
@@ -219,7 +220,7 @@ async def get_transition(
 ) -> TransitionOut:
     """With `?wait=S`, answers as soon as the request is final, or after S seconds with it as
     it is. Waiting holds neither a database connection nor a worker thread: it polls."""
-    uow: UnitOfWork = request.app.state.uow
+    uow: UnitOfWork = request_uow(request)
     deadline = time.monotonic() + wait
     pause = 0.02
     while True:
