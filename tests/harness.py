@@ -211,6 +211,9 @@ class Stack:
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.text()[-4000:]}" for p in self.processes)
 
+    def logs_full(self) -> str:
+        return "\n".join(p.text() for p in self.processes)
+
 
 class PrivateRedis:
     """A redis-server of our own on a free port, which a test may stop and start again."""
