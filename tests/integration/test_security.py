@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import threading
 
+import httpx
 import redis
 
+from proctoring.models import Attempt
 from tests.api.conftest import bearer, signed
 from tests.conftest import JWT_SECRET, PROVIDERS
 from tests.harness import Stack, wait_until
@@ -31,9 +33,7 @@ def test_no_address_name_token_or_secret_on_the_broker_or_in_logs(pipeline: Stac
     watcher.start()
     pipeline.start_worker()
     _, url = pipeline.start_api()
-    course_id, _, (seat,) = scenario.course(pipeline)
-    import httpx
-
+    _, _, (seat,) = scenario.course(pipeline)
     api = httpx.Client(base_url=url, timeout=30)
     token = bearer(seat.user_id, username=NAME, email=ADDRESS)
     for to in ("started", "submitted"):
@@ -45,8 +45,6 @@ def test_no_address_name_token_or_secret_on_the_broker_or_in_logs(pipeline: Stac
             f"/v1/transitions/{posted.json()['transition_id']}", params={"wait": 20}, headers=token
         )
     with pipeline.uow() as session:
-        from proctoring.models import Attempt
-
         code = session.get_one(Attempt, seat.attempt_id).attempt_code
     raw, headers = signed("acme", {"attempt_code": code, "status": "passed"})
     assert api.post("/v1/providers/acme/reviews", content=raw, headers=headers).status_code == 202
