@@ -53,8 +53,12 @@ def machine() -> str:
 
 
 @contextlib.contextmanager
-def environment(redis_db: int = 13, **env: str) -> Iterator[Stack]:
-    """A fresh PostgreSQL database and an empty Redis database, and a Stack over them."""
+def environment(redis_db: int = 0, **env: str) -> Iterator[Stack]:
+    """A fresh PostgreSQL database and an empty Redis database, and a Stack over them.
+
+    Redis database 0: the test suite takes 1 to 15, so a benchmark and a test run at the same
+    time do not empty each other's queues.
+    """
     url = create_postgres_database()
     engine = make_engine(url)
     upgrade(engine)

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+import redis
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
@@ -103,6 +104,32 @@ def migrated_database(backend: str, tmp_dir: str) -> str:
     upgrade(engine)
     engine.dispose()
     return url
+
+
+def redis_database(offset: int = 0) -> str:
+    """A database number of the machine's Redis for this test run, apart from others'."""
+    return REDIS_URL.rsplit("/", 1)[0] + f"/{1 + (os.getpid() + offset) % 15}"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, migrated database of its own on the machine's PostgreSQL."""
+    url = create_postgres_database()
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    yield url
+    drop_postgres_database(url)
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A database of the machine's Redis for this test, empty at start and end."""
+    url = redis_database()
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])

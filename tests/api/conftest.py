@@ -23,9 +23,9 @@ from proctoring.db import UnitOfWork, make_engine, make_session_factory
 from proctoring.schema import upgrade
 from tests.conftest import (
     JWT_SECRET,
-    REDIS_URL,
     create_postgres_database,
     drop_postgres_database,
+    redis_database,
     webhook_secret,
 )
 from workers.app import create_app as create_celery
@@ -103,8 +103,7 @@ def api_database() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def broker_url() -> Iterator[str]:
-    number = 1 + (os.getpid() + 7) % 15
-    url = REDIS_URL.rsplit("/", 1)[0] + f"/{number}"
+    url = redis_database(7)
     client = redis.Redis.from_url(url)
     client.flushdb()
     yield url

@@ -2,42 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
-from tests.conftest import REDIS_URL, create_postgres_database, drop_postgres_database
 from tests.harness import Stack, stack
 from tests.servers import HTTPEndpoint, SMTPServer
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    from proctoring.db import make_engine
-    from proctoring.schema import upgrade
-
-    url = create_postgres_database()
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    yield url
-    drop_postgres_database(url)
-
-
-@pytest.fixture
-def redis_url() -> Iterator[str]:
-    """A database of the machine's Redis of our own for this test, empty at start and end."""
-    number = 1 + os.getpid() % 15
-    url = REDIS_URL.rsplit("/", 1)[0] + f"/{number}"
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    yield url
-    client.flushdb()
 
 
 @pytest.fixture

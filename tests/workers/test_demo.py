@@ -2,47 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
-from proctoring.db import make_engine
-from proctoring.schema import upgrade
-from tests.conftest import REDIS_URL, create_postgres_database, drop_postgres_database
 from tests.harness import stack
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    url = create_postgres_database()
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    yield url
-    drop_postgres_database(url)
-
-
-@pytest.fixture
-def broker_url() -> Iterator[str]:
-    """A database of the machine's Redis of this test's own, empty at start and end."""
-    url = REDIS_URL.rsplit("/", 1)[0] + f"/{1 + (os.getpid() + 11) % 15}"
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    yield url
-    client.flushdb()
-
-
 def test_the_demo_drives_every_outcome_to_its_end(
-    tmp_path: Path, postgres_url: str, broker_url: str
+    tmp_path: Path, postgres_url: str, redis_url: str
 ) -> None:
-    with stack(tmp_path, postgres_url, broker_url) as running:
+    with stack(tmp_path, postgres_url, redis_url) as running:
         running.start_worker()
         running.start_beat()
         _, url = running.start_api()

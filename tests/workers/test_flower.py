@@ -7,18 +7,14 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import redis
 
-from proctoring.db import make_engine
-from proctoring.schema import upgrade
 from tasks import names
-from tests.conftest import REDIS_URL, create_postgres_database, drop_postgres_database
+from tests.conftest import REDIS_URL
 from tests.harness import Process, stack, wait_until
 from tests.integration import scenario
 from tests.servers import free_port
@@ -29,26 +25,6 @@ pytestmark = pytest.mark.integration
 
 AUTH = ("ops", "secret-word")
 OURS = (names.APPLY_TRANSITIONS, names.UPDATE_CREDIT, names.SEND_STATUS_EMAIL)
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    url = create_postgres_database()
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    yield url
-    drop_postgres_database(url)
-
-
-@pytest.fixture
-def broker_url() -> Iterator[str]:
-    """A database of the machine's Redis of this test's own, empty at start and end."""
-    url = REDIS_URL.rsplit("/", 1)[0] + f"/{1 + (os.getpid() + 3) % 15}"
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    yield url
-    client.flushdb()
 
 
 def _answers(url: str, flower: Process) -> bool:
@@ -79,12 +55,12 @@ def _ids_only(args: str) -> list[int]:
 
 
 def test_flower_shows_each_task_by_name_queue_and_ids(
-    tmp_path: Path, postgres_url: str, broker_url: str
+    tmp_path: Path, postgres_url: str, redis_url: str
 ) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with stack(
-        tmp_path, postgres_url, broker_url, PROCTORQ_FLOWER_BASIC_AUTH=":".join(AUTH)
+        tmp_path, postgres_url, redis_url, PROCTORQ_FLOWER_BASIC_AUTH=":".join(AUTH)
     ) as running:
         flower = running.spawn("flower", "flower", "--port", str(port), "--address", "127.0.0.1")
         wait_until(lambda: _answers(f"{base}/healthcheck", flower), what="Flower to answer")

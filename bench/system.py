@@ -1,0 +1,83 @@
+"""The whole system for the benchmarks that need it: API, workers per queue group, SMTP sink,
+the LMS's credit endpoint."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from bench.common import environment, wait_until
+from bench.ingest import server
+from bench.smtp_sink import SMTPSink
+from proctoring.db import Wakeup
+from proctoring.models import Transition, TransitionState
+from tests.harness import Stack
+from tests.servers import HTTPEndpoint
+from workers.publisher import CoalescingPublisher
+
+
+@dataclass
+class System:
+    stack: Stack
+    smtp: SMTPSink
+    lms: HTTPEndpoint
+    port: int | None
+
+
+@contextmanager
+def system(
+    *, slow_seconds: float = 0.0, api: bool = True, followup_threads: int = 32
+) -> Iterator[System]:
+    """Workers as in production: one group applies, one does the follow-ups (threads, since
+    they wait on SMTP and the LMS). The SMTP server and the LMS answer after ``slow_seconds``."""
+    with ExitStack() as stack_of:
+        smtp = stack_of.enter_context(SMTPSink(delay=slow_seconds))
+        lms = stack_of.enter_context(HTTPEndpoint(delay=slow_seconds))
+        stack = stack_of.enter_context(
+            environment(PROCTORQ_SMTP_URL=smtp.url, PROCTORQ_CREDIT_WEBHOOK_URL=lms.url)
+        )
+        stack.start_worker("apply", queues="transitions,maintenance", concurrency=2)
+        stack.start_worker(
+            "followups", queues="credit,email", concurrency=followup_threads, pool="threads"
+        )
+        port = stack_of.enter_context(server(stack, 2)) if api else None
+        yield System(stack, smtp, lms, port)
+
+
+def publish_coalesced(stack: Stack, transition_ids: Sequence[int]) -> None:
+    """As the API's publisher does when requests come faster than it sends."""
+    publisher = CoalescingPublisher(stack.publisher)
+    for transition_id in transition_ids:
+        publisher([Wakeup("apply", transition_id)])
+    publisher.flush(120)
+
+
+def applied_times(stack: Stack, ids: Sequence[int]) -> list[float]:
+    """Seconds from received to applied, per transition, as the database recorded them."""
+    with stack.engine.connect() as connection:
+        rows = connection.execute(
+            select(Transition.received_at, Transition.applied_at).where(
+                Transition.id.in_(ids), Transition.state != TransitionState.pending
+            )
+        ).all()
+    return [(applied - received).total_seconds() for received, applied in rows]
+
+
+def wait_applied(stack: Stack, ids: Sequence[int], timeout: float = 600) -> float:
+    began = time.monotonic()
+
+    def done() -> bool:
+        with stack.engine.connect() as connection:
+            left = connection.execute(
+                select(Transition.id)
+                .where(Transition.id.in_(ids), Transition.state == TransitionState.pending)
+                .limit(1)
+            ).first()
+        return left is None
+
+    wait_until(done, timeout=timeout, interval=0.02, what="every transition applied")
+    return time.monotonic() - began
