@@ -73,26 +73,24 @@ def attempts_for_cascades(
         insert = upsert_insert(session)
         made = session.execute(
             insert(Attempt)
-            .values(
-                [
-                    {
-                        "exam_id": exam_id,
-                        "user_id": user_id,
-                        "status": Status.created,
-                        "attempt_code": new_attempt_code(),
-                        "taking_as_proctored": False,
-                        "is_sample_attempt": exams[exam_id].is_practice_exam,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                    for exam_id, user_id in missing
-                ]
-            )
             .on_conflict_do_nothing(
                 index_elements=["exam_id", "user_id"],
                 index_where=Attempt.archived_at.is_(None),
             )
-            .returning(Attempt.id, Attempt.exam_id, Attempt.user_id)
+            .returning(Attempt.id, Attempt.exam_id, Attempt.user_id),
+            [
+                {
+                    "exam_id": exam_id,
+                    "user_id": user_id,
+                    "status": Status.created,
+                    "attempt_code": new_attempt_code(),
+                    "taking_as_proctored": False,
+                    "is_sample_attempt": exams[exam_id].is_practice_exam,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for exam_id, user_id in missing
+            ],
         ).all()
         found.update({(e, u): i for i, e, u in made})
         raced = [p for p in missing if p not in found]

@@ -23,9 +23,6 @@ from proctoring.outbox import FollowUpResult, claim, finish
 from proctoring.statuses import Source, Status
 from proctoring.transitions import APPLY
 
-# Rows per INSERT statement: the fan-out costs the same few statements for 10 or 1,000 exams.
-CHUNK = 1000
-
 
 def cascade_key(transition_id: int, exam_id: int) -> str:
     """Deterministic, so a repeated cascade records each decline once."""
@@ -78,13 +75,12 @@ def record_cascade(session: Session, transition_id: int, exam: Exam, user_id: in
         for target in sorted(targets, key=lambda t: (live.get(t) or 0, t))
     ]
     insert = upsert_insert(session)
-    new_ids: list[int] = []
-    for start in range(0, len(rows), CHUNK):
-        statement = (
-            insert(Transition)
-            .values(rows[start : start + CHUNK])
-            .on_conflict_do_nothing(index_elements=["source", "idempotency_key"])
-            .returning(Transition.id)
-        )
-        new_ids.extend(session.scalars(statement))
-    return sorted(new_ids)
+    # Many rows, one compiled statement: SQLAlchemy sends them as multi-row INSERTs of up to
+    # 1,000 rows ("insertmanyvalues"), and its statement cache holds one entry, not one per
+    # row count.
+    statement = (
+        insert(Transition)
+        .on_conflict_do_nothing(index_elements=["source", "idempotency_key"])
+        .returning(Transition.id)
+    )
+    return sorted(session.scalars(statement, rows))

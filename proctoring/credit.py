@@ -176,7 +176,8 @@ _NEWER = text(
 
 
 def _upsert(session: Session, changes: Sequence[CreditChange]) -> None:
-    """Insert or update every requirement of the batch in one statement."""
+    """Insert or update every requirement of the batch: multi-row statements from one
+    compiled one (see cascade.py)."""
     if not changes:
         return
     latest: dict[tuple[int, str, str, str], CreditChange] = {}
@@ -186,7 +187,18 @@ def _upsert(session: Session, changes: Sequence[CreditChange]) -> None:
             latest[key] = change
     insert = upsert_insert(session)
     now = utcnow()
-    statement = insert(CreditRequirement).values(
+    statement = insert(CreditRequirement)
+    statement = statement.on_conflict_do_update(
+        index_elements=["user_id", "course_id", "namespace", "name"],
+        set_={
+            "status": statement.excluded.status,
+            "transition_id": statement.excluded.transition_id,
+            "updated_at": statement.excluded.updated_at,
+        },
+        where=_NEWER,
+    )
+    session.execute(
+        statement,
         [
             {
                 "user_id": c.user_id,
@@ -199,18 +211,7 @@ def _upsert(session: Session, changes: Sequence[CreditChange]) -> None:
                 "updated_at": now,
             }
             for c in latest.values()
-        ]
-    )
-    session.execute(
-        statement.on_conflict_do_update(
-            index_elements=["user_id", "course_id", "namespace", "name"],
-            set_={
-                "status": statement.excluded.status,
-                "transition_id": statement.excluded.transition_id,
-                "updated_at": now,
-            },
-            where=_NEWER,
-        )
+        ],
     )
 
 

@@ -323,22 +323,20 @@ def _insert_claims(
     insert = upsert_insert(session)
     statement = (
         insert(SentEmail)
-        .values(
-            [
-                {
-                    "attempt_id": row.attempt_id,
-                    "transition_id": row.transition_id,
-                    "template": messages.template(row),
-                    "recipient": messages.recipient(row),
-                    "claimed_at": now,
-                }
-                for row in rows
-            ]
-        )
         .on_conflict_do_nothing(index_elements=["transition_id"])
         .returning(SentEmail.transition_id)
     )
-    return set(session.scalars(statement))
+    claims = [
+        {
+            "attempt_id": row.attempt_id,
+            "transition_id": row.transition_id,
+            "template": messages.template(row),
+            "recipient": messages.recipient(row),
+            "claimed_at": now,
+        }
+        for row in rows
+    ]
+    return set(session.scalars(statement, claims))
 
 
 class _Messages:

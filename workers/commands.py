@@ -72,6 +72,7 @@ def worker(args: argparse.Namespace) -> int:
 def beat(args: argparse.Namespace) -> int:
     settings = get_settings()
     configure_logging(settings.log_level)
+    logging.getLogger("celery.beat").setLevel(logging.INFO)  # "Starting…", and what it sends
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     celery_app().start(["beat", "--loglevel", settings.log_level])
     return 0
