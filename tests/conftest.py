@@ -159,3 +159,22 @@ def session(engine: Engine) -> Iterator[Session]:
         finally:
             test_session.close()
             transaction.rollback()
+
+
+STATEFUL_STEPS: dict[str, int] = {}
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say how many tests ran on each database, and how far the stateful test went."""
+    passed = terminalreporter.stats.get("passed", [])
+    per_backend = {
+        backend: sum(1 for r in passed if f"[{backend}" in r.nodeid)
+        for backend in ("sqlite", "postgresql")
+    }
+    if any(per_backend.values()):
+        terminalreporter.write_line(
+            "domain tests passed per database: "
+            + ", ".join(f"{name} {count}" for name, count in per_backend.items())
+        )
+    for backend, steps in sorted(STATEFUL_STEPS.items()):
+        terminalreporter.write_line(f"stateful test against the model: {steps} steps on {backend}")
