@@ -191,13 +191,10 @@ def apply_transitions(
 ) -> list[Transition]:
     """Apply every pending request of the attempts these requests belong to.
 
-    With ``drain``, also up to that many other attempts with pending requests that no other
-    worker holds (SKIP LOCKED): one task and one transaction then apply a whole backlog, and
-    the messages for those requests find nothing left to do. The drain takes the newest
-    pending requests: messages are consumed oldest first, so the two ends of a backlog are
-    worked from both sides instead of the next messages waiting on the batch in progress.
-    The named attempts are waited for, so a request is never left behind because its attempt
-    was busy.
+    With ``drain``, also up to that many other attempts with pending requests, oldest first,
+    that no other worker holds (SKIP LOCKED): one task and one transaction then apply a whole
+    backlog, and the messages for those requests find nothing left to do. The named attempts
+    are waited for, so a request is never left behind because its attempt was busy.
 
     The caller's transaction holds the attempts' locks until it commits; follow-ups are outbox
     rows in the same transaction, published after the commit. Returns what was applied.
@@ -217,12 +214,12 @@ def apply_transitions(
     attempts = lock_attempts(session, sorted(attempt_ids))
     if drain:
         attempts += lock_attempts(
-            session, _newest_pending_attempts(session, drain, exclude=attempt_ids), skip_locked=True
+            session, _oldest_pending_attempts(session, drain, exclude=attempt_ids), skip_locked=True
         )
     return apply_pending(session, attempts)
 
 
-def _newest_pending_attempts(session: Session, limit: int, exclude: set[int]) -> list[int]:
+def _oldest_pending_attempts(session: Session, limit: int, exclude: set[int]) -> list[int]:
     found = session.scalars(
         select(Transition.attempt_id)
         .where(Transition.state == TransitionState.pending, Transition.attempt_id.is_not(None))
