@@ -248,6 +248,9 @@ class Review(Base):
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     state: Mapped[ReviewState] = mapped_column(_enum(ReviewState, "review_state"))
     transition_id: Mapped[int | None] = mapped_column(ForeignKey("transitions.id"))
+    # What the vendor was first told (a held review is applied later): a repeated delivery
+    # of the same webhook gets the same answer again.
+    answered_state: Mapped[ReviewState] = mapped_column(_enum(ReviewState, "review_answered"))
 
     @property
     def applied(self) -> bool:

@@ -40,6 +40,15 @@ class ReviewReceipt:
     transition: Transition | None
     new: bool
 
+    @property
+    def state(self) -> ReviewState:
+        """As first answered: a held review applied since is still "held" to a repeat."""
+        return self.review.answered_state
+
+    @property
+    def transition_id(self) -> int | None:
+        return self.review.transition_id if self.state is ReviewState.applied else None
+
 
 def record_review(
     session: Session,
@@ -89,6 +98,7 @@ def record_review(
         comments=comments,
         received_at=utcnow(),
         state=state,
+        answered_state=state,
         transition_id=transition.id if transition else None,
     )
     try:

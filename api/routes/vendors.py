@@ -94,8 +94,8 @@ def post_review(
             review_id=receipt.review.id,
             attempt_id=receipt.review.attempt_id,
             outcome=receipt.review.outcome,
-            state=receipt.review.state.value,
-            transition_id=receipt.review.transition_id,
+            state=receipt.state.value,
+            transition_id=receipt.transition_id,
         )
 
 

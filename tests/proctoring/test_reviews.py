@@ -226,3 +226,14 @@ def test_a_review_applied_after_a_decline_received_first_is_stored(session: Sess
     assert attempt.status is Status.declined
     assert receipt.transition.state is TransitionState.noop
     assert receipt.review.state is ReviewState.stored
+
+
+def test_a_repeat_of_a_held_review_gets_the_first_answer(session: Session) -> None:
+    attempt = f.attempt(session)
+    f.move(session, attempt, "started", "learner")
+    first = review(session, attempt, "passed", webhook_id="msg_held_then_applied")
+    f.move(session, attempt, "submitted", "learner")  # releases it
+    again = review(session, attempt, "passed", webhook_id="msg_held_then_applied")
+    assert again.review.state is ReviewState.applied  # as it is now
+    assert (again.state, again.transition_id) == (first.state, first.transition_id)
+    assert (again.state, again.transition_id) == (ReviewState.held, None)
