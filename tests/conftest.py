@@ -94,7 +94,7 @@ def drop_postgres_database(url: str) -> None:
     admin.dispose()
 
 
-def migrated_database(backend: str, tmp_dir: str) -> str:
+def migrated_database(backend: str, tmp_dir: str = "") -> str:
     url = (
         f"sqlite:///{tmp_dir}/proctorq-{uuid.uuid4().hex[:8]}.sqlite3"
         if backend == "sqlite"
@@ -114,10 +114,7 @@ def redis_database(offset: int = 0) -> str:
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh, migrated database of its own on the machine's PostgreSQL."""
-    url = create_postgres_database()
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
+    url = migrated_database("postgresql")
     yield url
     drop_postgres_database(url)
 

@@ -20,11 +20,10 @@ from api.app import create_app
 from api.routing import known_users
 from config import get_settings, load_settings
 from proctoring.db import UnitOfWork, make_engine, make_session_factory
-from proctoring.schema import upgrade
 from tests.conftest import (
     JWT_SECRET,
-    create_postgres_database,
     drop_postgres_database,
+    migrated_database,
     redis_database,
     webhook_secret,
 )
@@ -93,10 +92,7 @@ def signed(
 
 @pytest.fixture(scope="session")
 def api_database() -> Iterator[str]:
-    url = create_postgres_database()
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
+    url = migrated_database("postgresql")
     yield url
     drop_postgres_database(url)
 
