@@ -27,10 +27,21 @@ class ContextFilter(logging.Filter):
         pairs = _context.get()
         record.context = "".join(f"{key}={value} " for key, value in pairs)
         message = record.getMessage()
-        masked = _SECRET.sub(r"\1***", _ADDRESS.sub("<address>", message))
+        masked = mask(message)
         if masked != message:
             record.msg, record.args = masked, None
+        if record.exc_info and not record.exc_text:
+            # A traceback can quote values (an exception's text); formatters use exc_text
+            # as it is once it is set.
+            record.exc_text = mask(_plain.formatException(record.exc_info))
         return True
+
+
+_plain = logging.Formatter()
+
+
+def mask(text: str) -> str:
+    return _SECRET.sub(r"\1***", _ADDRESS.sub("<address>", text))
 
 
 @contextlib.contextmanager

@@ -50,6 +50,9 @@ def pending_wakeups(session: Session) -> list[Wakeup]:
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine tuned for the backend: SQLite serialises writers, PostgreSQL pools."""
     parsed = make_url(url)
+    # Errors name the statement, not its values: those can be e-mail addresses, and error
+    # texts end up in logs and in a failed request's detail.
+    kwargs.setdefault("hide_parameters", True)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
