@@ -32,7 +32,9 @@ def test_a_recorded_transition_is_applied_with_its_follow_ups(
     course_id, _, (seat,) = scenario.course(pipeline)
     ids = [record(pipeline, seat, "started"), record(pipeline, seat, "submitted")]
     wait_final(pipeline, ids)
+    # The POST and the SMTP send come before their outbox row's commit: wait for that too.
     wait_until(lambda: len(smtp.messages) == 1 and len(lms.received) == 1, what="follow-ups")
+    wait_until(lambda: scenario.nothing_pending(pipeline), what="follow-ups to commit")
 
     with pipeline.uow() as session:
         attempt = session.get_one(Attempt, seat.attempt_id)
