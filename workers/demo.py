@@ -535,8 +535,9 @@ def report(run: Run, emails: str, out: TextIO = sys.stdout) -> None:
         *credit_lines(run),
         "",
         f"E-mails: {emails}",
-        "Requests: "
-        + ", ".join(f"{states.get(state, 0)} {state}" for state in ("pending", *FINAL_STATES)),
+        "Requests the demo sent: "
+        + ", ".join(f"{states.get(state, 0)} {state}" for state in ("pending", *FINAL_STATES))
+        + " (the cascades they caused are counted by proctorq status)",
         "",
         "Everything reached its final state."
         if run.complete()
