@@ -273,11 +273,10 @@ def _say_where_things_are(
         ),
     ]
     if made_secret is not None:
-        # The file, not the value: this banner may end up in a log (docker-compose, systemd).
-        _, new = made_secret
+        secret, new = made_secret
         lines.append(
-            f"  JWT secret     {'made now' if new else 'made earlier'}, kept in "
-            f"{settings.var_dir / JWT_SECRET_FILE}; set PROCTORQ_JWT_SECRET to use your own"
+            f"  JWT secret     {secret}  ({'made now' if new else 'made earlier'}, kept in "
+            f"{settings.var_dir / JWT_SECRET_FILE}; set PROCTORQ_JWT_SECRET to use your own)"
         )
     lines += [
         "  a token        proctorq token --user-id 1 --staff",

@@ -56,9 +56,11 @@ def alive(pid: int) -> bool:
     return not (stat.exists() and stat.read_text().split()[2] == "Z")
 
 
-def start(tmp_path: Path) -> tuple[subprocess.Popen[bytes], str, dict[str, str], Path]:
+def start(
+    tmp_path: Path, **configured: str
+) -> tuple[subprocess.Popen[bytes], str, dict[str, str], Path]:
     var = tmp_path / "var"
-    env = nothing_configured(var)
+    env = nothing_configured(var) | configured
     port = free_port()
     log = (tmp_path / "up.log").open("wb")
     process = subprocess.Popen(
@@ -85,71 +87,98 @@ def test_the_quick_start_works_as_written(tmp_path: Path) -> None:
     process, url, env, var = start(tmp_path)
     try:
         printed = (tmp_path / "up.log").read_text()
-        for fact in (f"{url}/docs", "JWT secret", str(var / "jwt-secret"), str(var / "mail")):
+        for fact in (f"{url}/docs", "JWT secret", str(var / "mail"), "Ctrl-C"):
             assert fact in printed, fact
-        assert "Ctrl-C" in printed
         secret = (var / "jwt-secret").read_text().strip()
-        assert secret not in printed, "the secret's value is never printed, only its file"
-
-        def token(user_id: int, staff: bool = False) -> dict[str, str]:
-            claims = {
-                "user_id": user_id,
-                "preferred_username": f"u{user_id}",
-                "email": f"u{user_id}@example.test",
-                "administrator": staff,
-                "exp": int(time.time()) + 600,
-            }
-            return {"Authorization": f"Bearer {jwt.encode(claims, secret, algorithm='HS256')}"}
-
-        api = httpx.Client(base_url=url, timeout=30)
-        exam = api.post(
-            "/v1/exams",
-            headers=token(1, staff=True),
-            json={
-                "course_id": "course-v1:Quick+Start+2026",
-                "content_id": "block-v1:final",
-                "exam_name": "Final",
-                "time_limit_mins": 60,
-            },
-        )
-        assert exam.status_code == 201, exam.text
-        attempt = api.post(
-            f"/v1/exams/{exam.json()['exam_id']}/attempts", headers=token(7), json={}
-        )
-        assert attempt.status_code == 201, attempt.text
-        for status in ("started", "submitted"):
-            posted = api.post(
-                f"/v1/attempts/{attempt.json()['attempt_id']}/transitions",
-                headers=token(7),
-                json={"to_status": status},
-            )
-            final = api.get(
-                f"/v1/transitions/{posted.json()['transition_id']}",
-                params={"wait": 30},
-                headers=token(7),
-            )
-            assert final.json()["state"] == "applied", final.text
-
-        def report() -> dict[str, object]:
-            out = subprocess.run(
-                [str(ROOT / ".venv/bin/proctorq"), "status", "--json"],
-                env=env,
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            return dict(json.loads(out.stdout))
-
-        wait_until(lambda: report()["pending_follow_ups"] == 0, timeout=60, what="follow-ups")
-        final_report = report()
-        assert final_report["pending_transitions"] == 0
-        assert final_report["failed_transitions"] == 0
-        assert final_report["broker"] == "embedded"
+        assert secret in printed
+        report = a_learner_takes_an_exam(url, secret, env)
+        assert report["broker"] == "embedded"
         mails = list((var / "mail").glob("*.eml"))
         assert len(mails) == 1
         assert "u7@example.test" in mails[0].read_text()
     finally:
         stop_and_check(process, signal.SIGTERM)
+
+
+def test_up_runs_the_same_way_on_postgresql_and_redis(
+    tmp_path: Path, postgres_url: str, redis_url: str
+) -> None:
+    secret = "a-configured-secret-of-the-lms-0123456789"
+    process, url, env, var = start(
+        tmp_path,
+        PROCTORQ_DATABASE_URL=postgres_url,
+        PROCTORQ_BROKER_URL=redis_url,
+        PROCTORQ_JWT_SECRET=secret,
+    )
+    try:
+        printed = (tmp_path / "up.log").read_text()
+        assert "postgresql" in printed and "redis://" in printed, printed
+        assert secret not in printed, "a configured secret is never printed"
+        assert not (var / "jwt-secret").exists()
+        report = a_learner_takes_an_exam(url, secret, env)
+        assert report["broker"] == "external"
+        assert report["queues"], report
+        assert len(list((var / "mail").glob("*.eml"))) == 1
+    finally:
+        stop_and_check(process, signal.SIGTERM)
+
+
+def a_learner_takes_an_exam(url: str, secret: str, env: dict[str, str]) -> dict[str, object]:
+    """Staff create an exam; learner 7 starts and submits it. Returns `status --json` once
+    nothing is pending any more."""
+
+    def token(user_id: int, staff: bool = False) -> dict[str, str]:
+        claims = {
+            "user_id": user_id,
+            "preferred_username": f"u{user_id}",
+            "email": f"u{user_id}@example.test",
+            "administrator": staff,
+            "exp": int(time.time()) + 600,
+        }
+        return {"Authorization": f"Bearer {jwt.encode(claims, secret, algorithm='HS256')}"}
+
+    api = httpx.Client(base_url=url, timeout=30)
+    exam = api.post(
+        "/v1/exams",
+        headers=token(1, staff=True),
+        json={
+            "course_id": "course-v1:Quick+Start+2026",
+            "content_id": "block-v1:final",
+            "exam_name": "Final",
+            "time_limit_mins": 60,
+        },
+    )
+    assert exam.status_code == 201, exam.text
+    attempt = api.post(f"/v1/exams/{exam.json()['exam_id']}/attempts", headers=token(7), json={})
+    assert attempt.status_code == 201, attempt.text
+    for status in ("started", "submitted"):
+        posted = api.post(
+            f"/v1/attempts/{attempt.json()['attempt_id']}/transitions",
+            headers=token(7),
+            json={"to_status": status},
+        )
+        final = api.get(
+            f"/v1/transitions/{posted.json()['transition_id']}",
+            params={"wait": 30},
+            headers=token(7),
+        )
+        assert final.json()["state"] == "applied", final.text
+
+    def report() -> dict[str, object]:
+        out = subprocess.run(
+            [str(ROOT / ".venv/bin/proctorq"), "status", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return dict(json.loads(out.stdout))
+
+    wait_until(lambda: report()["pending_follow_ups"] == 0, timeout=60, what="follow-ups")
+    final_report = report()
+    assert final_report["pending_transitions"] == 0
+    assert final_report["failed_transitions"] == 0
+    return final_report
 
 
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
