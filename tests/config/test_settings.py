@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
 from config import ConfigurationError, load_settings
+from config.settings import Settings
 from tests.conftest import webhook_secret
 
 
@@ -81,3 +84,10 @@ def test_an_unknown_default_provider(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PROCTORQ_DEFAULT_PROVIDER", "nobody")
     with pytest.raises(ConfigurationError, match="PROCTORQ_DEFAULT_PROVIDER names 'nobody'"):
         load_settings(_env_file=None)
+
+
+def test_the_readme_documents_every_setting_and_only_those() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"`PROCTORQ_([A-Z_]+)`", table))
+    assert documented == {name.upper() for name in Settings.model_fields}
