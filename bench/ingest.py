@@ -33,23 +33,21 @@ BODY = json.dumps({"to_status": "started", "acting_for_learner": True}).encode()
 
 @contextmanager
 def server(stack: Stack, workers: int) -> Iterator[int]:
-    """uvicorn as `proctorq api` runs it (uvloop, httptools, no access log)."""
+    """The app as `proctorq api --workers N` runs it: uvicorn (uvloop, httptools, no access
+    log) in N processes with a listening socket each (workers/serve.py)."""
     port = free_port()
     log = (stack.folder / "uvicorn.log").open("wb")
     process = subprocess.Popen(
         [
             sys.executable,
             "-m",
-            "uvicorn",
+            "workers.serve",
+            "--app",
             "bench.ingest_app:app_factory",
-            "--factory",
             "--port",
             str(port),
             "--workers",
             str(workers),
-            "--no-access-log",
-            "--log-level",
-            "warning",
         ],
         env=stack.env,
         stdout=log,

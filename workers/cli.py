@@ -41,7 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     api.add_argument("--host", default="127.0.0.1", help="address to listen on")
     api.add_argument("--port", type=int, default=8000, help="port to listen on")
-    api.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    api.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="API processes, each with a socket of its own the kernel spreads connections over",
+    )
 
     worker = sub.add_parser(
         "worker",

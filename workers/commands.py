@@ -151,21 +151,10 @@ def replay(args: argparse.Namespace) -> int:
 
 @command("api")
 def api(args: argparse.Namespace) -> int:
-    import uvicorn
+    from workers.serve import APP, serve
 
-    settings = get_settings()
-    configure_logging(settings.log_level)
-    uvicorn.run(
-        "api.app:app_factory",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_config=None,
-        access_log=False,
-        proxy_headers=False,
-    )
-    return 0
+    configure_logging(get_settings().log_level)
+    return serve(APP, args.host, args.port, args.workers)
 
 
 # --- up: everything in the foreground ---------------------------------------------------------

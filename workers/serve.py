@@ -1,0 +1,134 @@
+"""Running the API: one uvicorn process, or several with a listening socket each.
+
+uvicorn's own `--workers` shares one listening socket among its processes, and whichever wakes
+first accepts: a client or proxy that opens its keep-alive connections at once hands every one
+of them to the same process while the others idle (bench/ingest measured one worker at a full
+core, the other at under 3%). Here every process binds its own socket with `SO_REUSEPORT`, and
+the kernel spreads new connections across them by address hash. A small supervisor starts the
+processes, starts another when one dies, and stops them all on SIGTERM or Ctrl-C.
+
+    python -m workers.serve [--app MODULE:FACTORY] [--host H] [--port P] [--workers N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import socket
+import subprocess
+import sys
+import time
+from types import FrameType
+
+log = logging.getLogger(__name__)
+
+APP = "api.app:app_factory"
+STARTUP_FAILURE = 3  # uvicorn's exit code when the app does not start
+RESTART_PAUSE_SECONDS = 1.0
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to (host, port) that other processes may bind too (`SO_REUSEPORT`)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def serve_one(app: str, host: str, port: int, *, own_socket: bool) -> int:
+    """One uvicorn process, in the foreground. Returns its exit code."""
+    import uvicorn
+
+    config = uvicorn.Config(
+        app,
+        factory=True,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+    )
+    server = uvicorn.Server(config)
+    server.run(sockets=[listening_socket(host, port)] if own_socket else None)
+    return 0 if server.started else STARTUP_FAILURE
+
+
+def serve(app: str, host: str, port: int, workers: int) -> int:
+    if workers <= 1:
+        return serve_one(app, host, port, own_socket=False)
+    try:
+        listening_socket(host, port).close()  # fail here, once, if the address is taken
+    except OSError as exc:
+        print(f"proctorq api: cannot listen on {host}:{port}: {exc.strerror}.", file=sys.stderr)
+        return 1
+    return Supervisor(app, host, port, workers).run()
+
+
+class Supervisor:
+    """Keeps `workers` API processes running until told to stop."""
+
+    def __init__(self, app: str, host: str, port: int, workers: int) -> None:
+        self.argv = [sys.executable, "-m", "workers.serve", "--child"]
+        self.argv += ["--app", app, "--host", host, "--port", str(port)]
+        self.workers = workers
+        self.children: list[subprocess.Popen[bytes]] = []
+        self.stopping = False
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(self.argv)
+
+    def _stop(self, signum: int, _frame: FrameType | None) -> None:
+        self.stopping = True
+        for child in self.children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        self.children = [self._start() for _ in range(self.workers)]
+        code = 0
+        while True:
+            for index, child in enumerate(self.children):
+                exited = child.poll()
+                if exited is None or self.stopping:
+                    continue
+                if exited == STARTUP_FAILURE:
+                    log.error("an API process could not start; stopping the others")
+                    code = STARTUP_FAILURE
+                    self._stop(signal.SIGTERM, None)
+                    break
+                log.warning("API process %d exited with %d; starting another", child.pid, exited)
+                time.sleep(RESTART_PAUSE_SECONDS)
+                self.children[index] = self._start()
+            if self.stopping and all(child.poll() is not None for child in self.children):
+                return code
+            time.sleep(0.2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--app", default=APP, help="module:factory of the ASGI app")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        from config import get_settings
+        from config.logging import configure_logging
+
+        configure_logging(get_settings().log_level)
+        return serve_one(args.app, args.host, args.port, own_socket=True)
+    return serve(args.app, args.host, args.port, args.workers)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
