@@ -11,8 +11,10 @@ import json
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import anyio
 from fastapi import Request, Response
 from fastapi.routing import APIRoute
+from sqlalchemy.pool import QueuePool
 from starlette.concurrency import run_in_threadpool
 
 from api.access import Check, Context
@@ -56,16 +58,60 @@ class _KnownUsers:
 known_users = _KnownUsers()
 
 
+class Admission:
+    """A request's place among those holding a database session between two thread hops.
+
+    A user route checks access in one thread and runs its handler in another, with the
+    session (and its pooled connection) held in between. Were more requests to do that at
+    once than the pool has connections, threads waiting for a connection could hold every
+    worker thread while the requests holding the connections wait for a thread. Admitting
+    fewer requests than the pool has connections rules that out: some connection is always
+    free or held by a request that can go on.
+    """
+
+    def __init__(self, places: anyio.Semaphore) -> None:
+        self._places = places
+        self._inside = False
+
+    async def enter(self) -> None:
+        await self._places.acquire()
+        self._inside = True
+
+    def leave(self) -> None:
+        """Give the place up; a route that goes on to wait without a session calls this."""
+        if self._inside:
+            self._inside = False
+            self._places.release()
+
+
+def admission_places(app: Any) -> anyio.Semaphore:
+    """Fewer places than the app's pool keeps connections (one less than its size); made at
+    the first request, on the event loop that serves them all."""
+    places: anyio.Semaphore | None = getattr(app.state, "admission", None)
+    if places is None:
+        pool = app.state.uow.engine.pool
+        size = pool.size() - 1 if isinstance(pool, QueuePool) else 1
+        places = app.state.admission = anyio.Semaphore(max(1, size))
+    return places
+
+
 def _check_access(
     uow: UnitOfWork, caller: Caller, check: Check, request: Request, body: Any
 ) -> Context:
-    """Runs in the request's transaction, which the route then continues and commits: one
-    connection and one commit per request."""
-    session = uow.session()
+    """Opens the request's transaction, which the route then continues and commits: one
+    connection and one commit per request. The caller's user row, when the token says
+    something new of it, is written first, on its own (see `people.refresh_user`)."""
     if known_users.changed(caller):
-        people.upsert_user(
-            session, caller.user_id, caller.username, caller.email, is_staff=caller.is_staff
-        )
+        with uow.autocommit() as connection:
+            people.refresh_user(
+                connection,
+                caller.user_id,
+                caller.username,
+                caller.email,
+                is_staff=caller.is_staff,
+            )
+        known_users.remember(caller)
+    session = uow.session()
     ctx = Context(
         caller=caller,
         session=session,
@@ -91,6 +137,8 @@ class UserRoute(APIRoute):
             body = _json_or_none(await request.body())
             request.state.caller = caller
             uow = request.state.uow = request.app.state.uow.for_request()
+            admission = request.state.admission = Admission(admission_places(request.app))
+            await admission.enter()
             try:
                 request.state.access = await run_in_threadpool(
                     _check_access, uow, caller, check, request, body
@@ -98,7 +146,7 @@ class UserRoute(APIRoute):
                 response = await handle(request)
             finally:
                 await run_in_threadpool(uow.close)
-            known_users.remember(caller)  # the request's commit wrote the user, if it had to
+                admission.leave()
             return response
 
         return authenticated

@@ -112,6 +112,11 @@ class UnitOfWork:
         committing; the next ``with uow()`` continues and commits it. Close it at the end."""
         return UnitOfWork(self._session_factory, self.publisher, self._session_factory())
 
+    @property
+    def engine(self) -> Engine:
+        engine: Engine = self._session_factory.kw["bind"]
+        return engine
+
     def session(self) -> Session:
         assert self._shared is not None, "only a request's unit of work lends its session"
         return self._shared
@@ -125,7 +130,7 @@ class UnitOfWork:
         """A connection for one statement that commits by itself (PostgreSQL): no BEGIN and
         COMMIT round trips. SQLite gets a short transaction instead (its writers are
         serialised by BEGIN IMMEDIATE)."""
-        engine = self._session_factory.kw["bind"]
+        engine = self.engine
         if engine.dialect.name == "sqlite":
             with engine.begin() as connection:
                 yield connection

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, delete, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from proctoring.clock import utcnow
 from proctoring.errors import NotFound
 from proctoring.models import Course, CourseStaff, User
 
@@ -31,6 +33,45 @@ def upsert_user(
     if is_staff is not None and user.is_staff != is_staff:
         user.is_staff = is_staff
     return user
+
+
+def refresh_user(
+    connection: Connection, user_id: int, username: str, email: str, *, is_staff: bool
+) -> None:
+    """Create or refresh a user as a token describes them, in one statement committed on its
+    own (give it an autocommit connection).
+
+    A request must not hold a lock on its caller's row while it goes on: every other request
+    of that user (the LMS sends all of its requests as one user) would queue behind it, and
+    with all of a process's threads queued, the request holding the lock could never finish.
+    """
+    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    now = utcnow()
+    statement = insert(User).values(
+        user_id=user_id,
+        username=username,
+        email=email,
+        is_staff=is_staff,
+        created_at=now,
+        updated_at=now,
+    )
+    new = statement.excluded
+    connection.execute(
+        statement.on_conflict_do_update(
+            index_elements=[User.user_id],
+            set_={
+                "username": new.username,
+                "email": new.email,
+                "is_staff": new.is_staff,
+                "updated_at": new.updated_at,
+            },
+            where=or_(
+                User.username.is_distinct_from(new.username),
+                User.email.is_distinct_from(new.email),
+                User.is_staff.is_distinct_from(new.is_staff),
+            ),
+        )
+    )
 
 
 def get_user(session: Session, user_id: int) -> User:

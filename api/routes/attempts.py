@@ -227,5 +227,7 @@ async def get_transition(
         found = await run_in_threadpool(_read_transition, uow, transition_id)
         if found.state != TransitionState.pending or time.monotonic() >= deadline:
             return found
+        # Committed: no session is held from here, so no place among those that hold one.
+        request.state.admission.leave()
         await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
         pause = min(pause * 1.5, 0.25)

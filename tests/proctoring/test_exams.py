@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from proctoring import attempts, exams, people
 from proctoring.errors import Conflict, Invalid, NotFound
-from proctoring.models import Outbox, OutboxKind
+from proctoring.models import Outbox, OutboxKind, User
 from proctoring.statuses import Status
 from tests import factories as f
 
@@ -96,6 +96,25 @@ def test_an_attempt_needs_a_known_user_and_an_active_exam(session: Session) -> N
     exams.update_exam(session, exam.id, {"is_active": False})
     with pytest.raises(Invalid):
         f.attempt(session, exam)
+
+
+def test_a_token_refreshes_its_user_in_one_statement(session: Session) -> None:
+    connection = session.connection()
+    people.refresh_user(connection, 43, "grace", "grace@example.test", is_staff=False)
+    first = session.get_one(User, 43)
+    created, updated = first.created_at, first.updated_at
+    people.refresh_user(connection, 43, "grace", "grace@example.test", is_staff=False)
+    same = session.get_one(User, 43, populate_existing=True)
+    assert same.updated_at == updated, "the same claims write nothing"
+    people.refresh_user(connection, 43, "grace.h", "gh@example.test", is_staff=True)
+    changed = session.get_one(User, 43, populate_existing=True)
+    assert (changed.username, changed.email, changed.is_staff) == (
+        "grace.h",
+        "gh@example.test",
+        True,
+    )
+    assert changed.created_at == created
+    assert changed.updated_at >= updated
 
 
 def test_users_are_upserted_and_staff_granted(session: Session) -> None:
