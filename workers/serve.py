@@ -107,7 +107,8 @@ class Supervisor:
                     break
                 log.warning("API process %d exited with %d; starting another", child.pid, exited)
                 time.sleep(RESTART_PAUSE_SECONDS)
-                self.children[index] = self._start()
+                if not self.stopping:  # a stop may have come during the pause
+                    self.children[index] = self._start()
             if self.stopping and all(child.poll() is not None for child in self.children):
                 return code
             time.sleep(0.2)
