@@ -19,13 +19,14 @@ from tests.workers.test_up import alive, descendants, nothing_configured
 pytestmark = pytest.mark.integration
 
 
-def answered_by(port: int) -> dict[int, int]:
-    """Established connections to the port, by the process holding their server side."""
+def answered_by(port: int, state: str = "01") -> dict[int, int]:
+    """Sockets on the port in a TCP state (01: established, 0A: listening), by the process
+    holding their server side."""
     inodes = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
             fields = line.split()
-            if fields[1].endswith(f":{port:04X}") and fields[3] == "01":  # 01: ESTABLISHED
+            if fields[1].endswith(f":{port:04X}") and fields[3] == state:
                 inodes.add(fields[9])
     counts: dict[int, int] = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
@@ -67,6 +68,11 @@ def test_connections_opened_at_once_reach_every_process(tmp_path: Path) -> None:
     try:
         wait_until(lambda: len(descendants(process.pid)) == 2, what="two API processes")
         children = descendants(process.pid)
+        wait_until(
+            lambda: set(answered_by(port, state="0A")) == children,
+            timeout=60,
+            what="both API processes to listen",
+        )
         wait_until(lambda: _answers(port), timeout=60, what="the API to answer")
         connections = healthy_connections(port, 16)  # all alike: 2**-15 to land on one by chance
         assert set(answered_by(port)) == children, (answered_by(port), children)
