@@ -9,6 +9,7 @@ from kombu.entity import Queue
 
 from config import Settings, get_settings
 from tasks import names
+from workers import broker
 
 QUEUES = ("transitions", "credit", "email", "maintenance")
 
@@ -50,6 +51,7 @@ def transport_options(settings: Settings) -> dict[str, Any]:
 
 def configure(app: Celery, settings: Settings) -> None:
     embedded = is_embedded(settings.broker_url)
+    broker.install()  # a worker survives Redis going away with messages unacknowledged
     app.conf.update(
         broker_url=settings.broker_url,
         broker_transport_options=transport_options(settings),
