@@ -36,9 +36,11 @@ def wake(session: Session, kind: str, ids: Sequence[int]) -> None:
     session.info.setdefault("wakeups", []).extend(Wakeup(str(kind), i) for i in ids)
 
 
-def upsert_insert(session: Session) -> Callable[..., Any]:
-    """INSERT with ON CONFLICT for the session's backend (PostgreSQL or SQLite)."""
-    if session.get_bind().dialect.name == "postgresql":
+def upsert_insert(bind: Session | Connection) -> Callable[..., Any]:
+    """INSERT with ON CONFLICT for the backend of a session or connection (PostgreSQL or
+    SQLite)."""
+    dialect = bind.get_bind().dialect if isinstance(bind, Session) else bind.dialect
+    if dialect.name == "postgresql":
         return postgresql.insert
     return sqlite.insert
 

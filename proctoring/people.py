@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from sqlalchemy import Connection, delete, or_, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from proctoring.clock import utcnow
+from proctoring.db import upsert_insert
 from proctoring.errors import NotFound
 from proctoring.models import Course, CourseStaff, User
 
@@ -45,7 +45,7 @@ def refresh_user(
     of that user (the LMS sends all of its requests as one user) would queue behind it, and
     with all of a process's threads queued, the request holding the lock could never finish.
     """
-    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    insert = upsert_insert(connection)
     now = utcnow()
     statement = insert(User).values(
         user_id=user_id,
