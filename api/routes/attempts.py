@@ -198,6 +198,7 @@ def list_transitions(uow: UoW, caller: CallerDep, attempt_id: AttemptIdPath) -> 
 
 def _read_transition(uow: UnitOfWork, transition_id: int) -> TransitionOut:
     with uow() as session:
+        session.expire_all()  # the request's session keeps what it read before: read it anew
         return transition_out(transitions.get_transition(session, transition_id))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from sqlalchemy import select
 
 from proctoring import transitions
@@ -183,6 +185,31 @@ def test_reading_transitions_and_waiting(world: World, uow: UnitOfWork) -> None:
         ).status_code
         == 422
     )
+
+
+def test_a_wait_answers_when_the_request_is_applied_meanwhile(
+    world: World, uow: UnitOfWork
+) -> None:
+    import threading
+
+    attempt = world.new_attempt()
+    url = f"/v1/attempts/{attempt['attempt_id']}/transitions"
+    posted = world.client.post(url, json={"to_status": "started"}, headers=bearer(world.learner))
+    transition_id = posted.json()["transition_id"]
+    answers: list[dict[str, object]] = []
+    waiting = threading.Thread(
+        target=lambda: answers.append(
+            world.client.get(
+                f"/v1/transitions/{transition_id}?wait=20", headers=bearer(world.learner)
+            ).json()
+        )
+    )
+    waiting.start()
+    time.sleep(0.5)  # the wait has read it pending and polls
+    with uow() as session:  # what a worker does
+        transitions.apply_transitions(session, [transition_id])
+    waiting.join(30)
+    assert answers and answers[0]["state"] == "applied", answers
 
 
 def test_reading_an_overdue_attempt_times_it_out(world: World, uow: UnitOfWork) -> None:
