@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 APP = "api.app:app_factory"
 STARTUP_FAILURE = 3  # uvicorn's exit code when the app does not start
-RESTART_PAUSE_SECONDS = 1.0
+STOP_GRACE_SECONDS = 40.0
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -56,7 +56,12 @@ def serve_one(app: str, host: str, port: int, *, own_socket: bool) -> int:
         proxy_headers=False,
     )
     server = uvicorn.Server(config)
-    server.run(sockets=[listening_socket(host, port)] if own_socket else None)
+    try:
+        server.run(sockets=[listening_socket(host, port)] if own_socket else None)
+    except Exception:
+        if server.started:
+            raise
+        log.exception("the API could not start")
     return 0 if server.started else STARTUP_FAILURE
 
 
@@ -72,45 +77,56 @@ def serve(app: str, host: str, port: int, workers: int) -> int:
 
 
 class Supervisor:
-    """Keeps `workers` API processes running until told to stop."""
+    """Keeps `workers` API processes running until told to stop.
+
+    A process that exits with `STARTUP_FAILURE` could not start (the app fails to load, the
+    address is taken): the others are stopped rather than it restarted forever.
+    On SIGTERM or Ctrl-C every process gets SIGTERM, and SIGKILL if it has not exited after
+    `STOP_GRACE_SECONDS` (a `?wait=` request may hold it up to 30 s).
+    """
 
     def __init__(self, app: str, host: str, port: int, workers: int) -> None:
         self.argv = [sys.executable, "-m", "workers.serve", "--child"]
         self.argv += ["--app", app, "--host", host, "--port", str(port)]
         self.workers = workers
-        self.children: list[subprocess.Popen[bytes]] = []
         self.stopping = False
 
-    def _start(self) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(self.argv)
-
     def _stop(self, signum: int, _frame: FrameType | None) -> None:
-        self.stopping = True
-        for child in self.children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
+        self.stopping = True  # the loop signals the processes: it owns the list of them
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
-        self.children = [self._start() for _ in range(self.workers)]
+        started = [subprocess.Popen(self.argv) for _ in range(self.workers)]
         code = 0
+        stop_sent: float | None = None
         while True:
-            for index, child in enumerate(self.children):
-                exited = child.poll()
-                if exited is None or self.stopping:
-                    continue
-                if exited == STARTUP_FAILURE:
-                    log.error("an API process could not start; stopping the others")
-                    code = STARTUP_FAILURE
-                    self._stop(signal.SIGTERM, None)
-                    break
-                log.warning("API process %d exited with %d; starting another", child.pid, exited)
-                time.sleep(RESTART_PAUSE_SECONDS)
-                if not self.stopping:  # a stop may have come during the pause
-                    self.children[index] = self._start()
-            if self.stopping and all(child.poll() is not None for child in self.children):
-                return code
+            if self.stopping:
+                if stop_sent is None:
+                    stop_sent = time.monotonic()
+                    for child in started:
+                        if child.poll() is None:
+                            child.send_signal(signal.SIGTERM)
+                elif time.monotonic() - stop_sent > STOP_GRACE_SECONDS:
+                    for child in started:
+                        if child.poll() is None:
+                            child.kill()
+                if all(child.poll() is not None for child in started):
+                    return code
+            else:
+                for index, child in enumerate(started):
+                    exited = child.poll()
+                    if exited is None:
+                        continue
+                    if exited == STARTUP_FAILURE:
+                        log.error("an API process could not start; stopping the others")
+                        code = STARTUP_FAILURE
+                        self.stopping = True
+                        break
+                    log.warning(
+                        "API process %d exited with %d; starting another", child.pid, exited
+                    )
+                    started[index] = subprocess.Popen(self.argv)
             time.sleep(0.2)
 
 

@@ -121,3 +121,17 @@ def _answers(port: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def test_an_app_that_cannot_start_stops_them_all_with_exit_3(tmp_path: Path) -> None:
+    env = nothing_configured(tmp_path / "var")
+    argv = [sys.executable, "-m", "workers.serve", "--app", "no_such_module:app_factory"]
+    process = subprocess.Popen(
+        [*argv, "--workers", "2", "--port", str(free_port())],
+        env=env,
+        cwd=tmp_path,
+        stdout=(tmp_path / "api.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    assert process.wait(60) == 3, (tmp_path / "api.log").read_text()
+    assert "could not start" in (tmp_path / "api.log").read_text()
