@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     sweep_after_seconds: float = Field(default=5.0, gt=0)
     timeout_sweep_interval_seconds: float = Field(default=15.0, gt=0)
     max_deliveries: int = Field(default=8, ge=1)
+    # How long a follow-up whose dependency is away is retried before it ends failed.
+    follow_up_retry_hours: float = Field(default=24.0, gt=0)
     # Other attempts with pending requests an apply task takes on besides its own.
     apply_batch_size: int = Field(default=100, ge=0)
     task_time_limit_seconds: int = Field(default=300, ge=10)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import email.utils
+import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
 import httpx
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
 from proctoring import statuses
@@ -28,7 +31,14 @@ from proctoring.models import (
     Transition,
     User,
 )
-from proctoring.outbox import FollowUpResult, claim, finish
+from proctoring.outbox import (
+    FollowUpResult,
+    RetryPolicy,
+    claim,
+    fail_outbox,
+    finish,
+    postpone,
+)
 
 NAMESPACE = "proctored_exam"
 log = logging.getLogger(__name__)
@@ -61,46 +71,102 @@ class RetryLater(Exception):
 
 
 def settle_credit(
-    session: Session, outbox_ids: Sequence[int], deliver: Delivery | None
+    uow: Callable[[], AbstractContextManager[Session]],
+    outbox_ids: Sequence[int],
+    deliver: Delivery | None,
+    policy: RetryPolicy | None = None,
+    lease_seconds: float = 300.0,
 ) -> FollowUpResult:
     """Apply credit follow-ups (set and clear) and, if configured, tell the LMS.
 
-    A batch costs a few statements whatever its size: what it needs is read at once and the
-    requirements are written in one upsert.
+    Two short transactions, none held open while the LMS answers:
+
+    1. the requirements are written (a few statements whatever the batch's size) and, for the
+       LMS, each change is kept on its row as it will be sent, and the row leased for the
+       length of the calls, so no other delivery takes it meanwhile. A retry sends what was
+       kept; the local write is never undone by an LMS that hangs or is away.
+    2. the LMS's answers are recorded: done, failed for good, or tried again later by the
+       policy. After a try that should be repeated, the rest of the batch is not tried: the
+       LMS is away for them too.
     """
+    policy = policy or RetryPolicy()
     result = FollowUpResult()
+    with uow() as session:
+        outgoing = _write(session, outbox_ids, deliver is not None, lease_seconds, result)
+    if not outgoing or deliver is None:
+        return result
+    answers: dict[int, str | None] = {}
+    later: tuple[str, float | None] | None = None
+    for row_id, change in outgoing:
+        if later is not None:
+            break
+        try:
+            answers[row_id] = deliver(change, idempotency_key=f"proctorq-credit-{row_id}")
+        except RetryLater as exc:
+            later = (str(exc), exc.after)
+    with uow() as session:
+        done = [row_id for row_id, answer in answers.items() if answer is None]
+        _finish_done(session, done)
+        result.done.extend(done)
+        for row_id, answer in answers.items():
+            if answer is not None:
+                fail_outbox(session, [row_id], answer)
+                result.failed.append(row_id)
+        if later is not None:
+            reason, asked = later
+            waiting = [row_id for row_id, _ in outgoing if row_id not in answers]
+            over, wait = postpone(session, waiting, reason, policy, asked=asked)
+            result.failed.extend(over)
+            result.postponed([i for i in waiting if i not in over], wait)
+    return result
+
+
+def _write(
+    session: Session,
+    outbox_ids: Sequence[int],
+    tell_lms: bool,
+    lease_seconds: float,
+    result: FollowUpResult,
+) -> list[tuple[int, CreditChange]]:
+    """Write the batch's requirements; return the changes still to be told to the LMS."""
     rows = sorted(
         claim(session, OutboxKind.credit, outbox_ids)
         + claim(session, OutboxKind.clear_credit, outbox_ids),
         key=lambda r: r.id,
     )
-    if not rows:
-        return result
-    facts = _Facts(session, rows)
-    changes: dict[int, CreditChange | None] = {
-        row.id: facts.change(row) for row in rows if row.kind is OutboxKind.credit
-    }
-    _upsert(session, [c for c in changes.values() if c is not None])
+    fresh = [row for row in rows if row.payload is None]
+    changes: dict[int, CreditChange | None] = {}
+    if fresh:
+        facts = _Facts(session, fresh)
+        changes = {row.id: facts.change(row) for row in fresh if row.kind is OutboxKind.credit}
+        _upsert(session, [c for c in changes.values() if c is not None])
+        for row in fresh:
+            if row.kind is OutboxKind.clear_credit:
+                changes[row.id] = _clear(session, facts.change(row), row.attempt_id)
     for row in rows:
-        if row.kind is OutboxKind.clear_credit:
-            changes[row.id] = _clear(session, facts.change(row), row.attempt_id)
+        if row.payload is not None:
+            changes[row.id] = CreditChange(**json.loads(row.payload))
+    outgoing: list[tuple[int, CreditChange]] = []
+    lease = utcnow() + dt.timedelta(seconds=lease_seconds)
     for row in rows:
         change = changes[row.id]
-        outcome: str | None = None
-        if deliver is not None and change is not None:
-            try:
-                outcome = deliver(change, idempotency_key=f"proctorq-credit-{row.id}")
-            except RetryLater as exc:
-                result.retry(row.id, exc.after)
-                row.detail = str(exc)[:2000]
-                continue
-        if outcome is None:
+        if not tell_lms or change is None:
             finish(row, OutboxState.done)
             result.done.append(row.id)
-        else:
-            finish(row, OutboxState.failed, outcome)
-            result.failed.append(row.id)
-    return result
+            continue
+        row.payload = json.dumps(asdict(change))
+        row.next_try_at = row.last_published_at = lease
+        outgoing.append((row.id, change))
+    return outgoing
+
+
+def _finish_done(session: Session, outbox_ids: Sequence[int]) -> None:
+    if outbox_ids:
+        session.execute(
+            update(Outbox)
+            .where(Outbox.id.in_(outbox_ids), Outbox.state == OutboxState.pending)
+            .values(state=OutboxState.done, done_at=utcnow(), detail=None)
+        )
 
 
 class _Facts:
@@ -240,6 +306,10 @@ def credit_of_user(
     ).all()
 
 
+# Client errors that say "not now" rather than "never" (SPEC §3).
+TRY_AGAIN = frozenset({408, 409, 425, 429})
+
+
 class CreditWebhook:
     """POSTs each change to the LMS with the same Idempotency-Key on every retry."""
 
@@ -256,7 +326,7 @@ class CreditWebhook:
             raise RetryLater(f"credit webhook unreachable: {type(exc).__name__}") from exc
         if response.is_success:
             return None
-        if response.status_code == 429 or response.status_code >= 500:
+        if response.status_code in TRY_AGAIN or response.status_code >= 500:
             raise RetryLater(
                 f"credit webhook answered {response.status_code}",
                 after=retry_after_seconds(response.headers.get("Retry-After")),

@@ -21,7 +21,7 @@ from email.message import Message
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import jinja2
@@ -43,10 +43,18 @@ from proctoring.models import (
     Transition,
     User,
 )
-from proctoring.outbox import FollowUpResult, claim, finish
+from proctoring.outbox import (
+    FollowUpResult,
+    RetryPolicy,
+    claim,
+    finish,
+    postpone,
+    postpone_until,
+)
 from proctoring.statuses import Status
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # --- rendering --------------------------------------------------------------------------------
 
@@ -238,20 +246,23 @@ def send_status_emails(
     support_url: str,
     claim_seconds: float = 600.0,
     patience_seconds: float = 120.0,
+    policy: RetryPolicy | None = None,
 ) -> FollowUpResult:
     """Send the status e-mail of each follow-up, at most one per applied transition.
 
     Three short transactions, none held open while a mail server answers:
 
     1. claim: a sent-e-mail row, unique per transition, is committed before anything is sent.
-       A claim younger than ``claim_seconds`` belongs to a worker sending right now, and this
-       delivery leaves it alone; an older unsent one was left by a worker that died mid-send,
-       and is taken over.
+       A claim younger than ``claim_seconds`` belongs to a worker sending right now: this
+       delivery leaves it alone until the claim is that old (uncounted, no failed try); an
+       older unsent one was left by a worker that died mid-send, and is taken over.
     2. send, over one connection for the whole batch.
     3. record: sent rows are marked sent, with patience — the message is out, so a database
        that is briefly away is waited for rather than the e-mail sent again. A failed send
-       gives its claim back, to be retried; the status it reports is never undone.
+       gives its claim back, to be tried again by the policy; the status it reports is never
+       undone.
     """
+    policy = policy or RetryPolicy()
     result = FollowUpResult()
     with uow() as session:
         jobs = _claim(session, outbox_ids, sender, support_url, claim_seconds, result)
@@ -264,10 +275,10 @@ def send_status_emails(
             failed.append((job, f"sending failed: {type(exc).__name__}"))
         else:
             sent.append(job)
-    _with_patience(lambda: _record(uow, sent, failed), patience_seconds)
+    recorded = _with_patience(lambda: _record(uow, sent, failed, policy), patience_seconds)
     result.done.extend(job.outbox_id for job in sent)
-    for job, _ in failed:
-        result.retry(job.outbox_id)
+    result.failed.extend(recorded.failed)
+    result.postponed(recorded.retry_ids, recorded.retry_after)
     return result
 
 
@@ -302,7 +313,11 @@ def _claim(
             log.warning("taking over the e-mail of transition %s from a lost worker", transition_id)
             claimed.claimed_at = now
             wanted.append(row)
-        # else: being sent by another worker right now; the sweeper brings it back if not.
+        else:  # being sent by another worker right now, or left by one that died
+            takeover = claimed.claimed_at + dt.timedelta(seconds=claim_seconds)
+            session.flush()
+            postpone_until(session, [row.id], takeover)
+            result.postponed([row.id], (takeover - now).total_seconds())
     messages = _Messages(session, wanted, sender, support_url)
     fresh = [row for row in wanted if row.transition_id not in existing]
     won = _insert_claims(session, fresh, messages, now)
@@ -419,9 +434,12 @@ def _record(
     uow: Callable[[], AbstractContextManager[Session]],
     sent: Sequence[_Job],
     failed: Sequence[tuple[_Job, str]],
-) -> None:
+    policy: RetryPolicy,
+) -> FollowUpResult:
+    """Mark what was sent; give back the claims of what failed and set their next try."""
+    result = FollowUpResult()
     if not sent and not failed:
-        return
+        return result
     now = utcnow()
     with uow() as session:
         if sent:
@@ -437,17 +455,20 @@ def _record(
             )
         for job, reason in failed:
             session.execute(delete(SentEmail).where(SentEmail.transition_id == job.transition_id))
-            session.execute(update(Outbox).where(Outbox.id == job.outbox_id).values(detail=reason))
+            over, wait = postpone(session, [job.outbox_id], reason, policy)
+            result.failed.extend(over)
+            if not over:
+                result.postponed([job.outbox_id], wait)
+    return result
 
 
-def _with_patience(work: Callable[[], None], patience_seconds: float) -> None:
+def _with_patience(work: Callable[[], T], patience_seconds: float) -> T:
     """Retry ``work`` while the database is away, up to ``patience_seconds``."""
     deadline = time.monotonic() + patience_seconds
     pause = 0.25
     while True:
         try:
-            work()
-            return
+            return work()
         except (OperationalError, InterfaceError):
             if time.monotonic() + pause > deadline:
                 raise

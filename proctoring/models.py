@@ -305,10 +305,19 @@ class Outbox(Base):
         _enum(OutboxState, "outbox_state"), default=OutboxState.pending
     )
     detail: Mapped[str | None] = mapped_column(Text)
+    # Deliveries begun since the row's last recorded outcome: only work that keeps killing
+    # its worker (and so never records one) makes this grow.
     deliveries: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     done_at: Mapped[dt.datetime | None]
     last_published_at: Mapped[dt.datetime | None]
+    # Retried by time (SPEC §3): nothing delivers the row before its next try; it ends
+    # `failed` once it has been failing for longer than the budget.
+    next_try_at: Mapped[dt.datetime | None]
+    retrying_since: Mapped[dt.datetime | None]
+    tries: Mapped[int] = mapped_column(Integer, default=0)
+    # What the row delivers once its local work is done (JSON), so a retry sends the same.
+    payload: Mapped[str | None] = mapped_column(Text)
 
 
 __all__ = [

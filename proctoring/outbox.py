@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, Table, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from proctoring.clock import utcnow
 from proctoring.db import wake
@@ -15,19 +18,124 @@ from proctoring.models import Outbox, OutboxKind, OutboxState, Transition, Trans
 from proctoring.transitions import APPLY
 
 
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When a follow-up whose dependency is away is tried again (SPEC §3).
+
+    The first retry comes after about a second, each wait doubles up to two minutes, and a
+    random part spreads the retries of many rows after an outage. The budget is time, not a
+    count: an outage of hours delays a row, and only one longer than the budget fails it.
+    """
+
+    budget: dt.timedelta = dt.timedelta(hours=24)
+    first_seconds: float = 1.0
+    cap_seconds: float = 120.0
+    # A dependency asking for a longer pause (Retry-After) is obeyed up to this.
+    longest_asked_seconds: float = 3600.0
+
+    def wait(self, tries: int, asked: float | None = None) -> float:
+        """Seconds before the next try, after ``tries`` failed ones in a row."""
+        ceiling = min(self.cap_seconds, self.first_seconds * 2 ** max(tries - 1, 0))
+        wait = random.uniform(0.75 * ceiling, ceiling)  # noqa: S311 - not cryptographic
+        if asked is not None:
+            wait = max(wait, min(asked, self.longest_asked_seconds))
+        return wait
+
+
 @dataclass
 class FollowUpResult:
-    """What a follow-up batch came to: the ids to try again later, and when."""
+    """What a follow-up batch came to. ``retry_ids`` wait for their next try, which is
+    ``retry_after`` seconds away at the latest: one message then finds them all due."""
 
     done: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
     retry_ids: list[int] = field(default_factory=list)
     retry_after: float | None = None
 
-    def retry(self, outbox_id: int, after: float | None = None) -> None:
-        self.retry_ids.append(outbox_id)
-        if after is not None:
-            self.retry_after = max(self.retry_after or 0.0, after)
+    def postponed(self, outbox_ids: Sequence[int], wait: float | None) -> None:
+        self.retry_ids.extend(outbox_ids)
+        if wait is not None:
+            self.retry_after = max(self.retry_after or 0.0, wait)
+
+
+def due() -> ColumnElement[bool]:
+    """Rows whose next try has come (or that were never tried)."""
+    return or_(Outbox.next_try_at.is_(None), Outbox.next_try_at <= utcnow())
+
+
+def postpone(
+    executor: Session | Connection,
+    outbox_ids: Sequence[int],
+    reason: str,
+    policy: RetryPolicy,
+    *,
+    asked: float | None = None,
+) -> tuple[list[int], float | None]:
+    """Record a failed try of each row: its reason, and its next try by the policy; a row
+    failing for longer than the budget ends `failed` instead.
+
+    Returns the ids that ended failed, and the seconds until the latest next try. The rows'
+    last publication is set to their next try: the message the caller sends for that moment
+    is the one expected, and the relay publishes again only if it does not come.
+    """
+    if not outbox_ids:
+        return [], None
+    now = utcnow()
+    rows = executor.execute(
+        select(Outbox.id, Outbox.tries, Outbox.retrying_since).where(
+            Outbox.id.in_(outbox_ids), Outbox.state == OutboxState.pending
+        )
+    ).all()
+    over = [row_id for row_id, _, since in rows if since and now - since >= policy.budget]
+    if over:
+        hours = policy.budget.total_seconds() / 3600
+        fail_outbox(executor, over, f"{reason}; still failing after {hours:g} h of tries")
+    later = []
+    longest: float | None = None
+    for row_id, tries, since in rows:
+        if row_id in over:
+            continue
+        wait = policy.wait(tries + 1, asked)
+        longest = max(longest or 0.0, wait)
+        at = now + dt.timedelta(seconds=wait)
+        later.append(
+            {
+                "b_id": row_id,
+                "b_tries": tries + 1,
+                "b_since": since or now,
+                "b_next": at,
+                "b_detail": reason[:2000],
+            }
+        )
+    if later:
+        table = cast(Table, Outbox.__table__)
+        executor.execute(
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .values(
+                tries=bindparam("b_tries"),
+                retrying_since=bindparam("b_since"),
+                next_try_at=bindparam("b_next"),
+                last_published_at=bindparam("b_next"),
+                detail=bindparam("b_detail"),
+                deliveries=0,
+            ),
+            later,
+        )
+    return over, longest
+
+
+def postpone_until(
+    executor: Session | Connection, outbox_ids: Sequence[int], when: dt.datetime
+) -> None:
+    """Leave rows alone until ``when`` without counting a failed try: another worker holds
+    them (a claimed e-mail, a call under way), and the moment is when that hold runs out."""
+    if outbox_ids:
+        executor.execute(
+            update(Outbox)
+            .where(Outbox.id.in_(outbox_ids), Outbox.state == OutboxState.pending)
+            .values(next_try_at=when, last_published_at=when, deliveries=0)
+        )
 
 
 def claim(session: Session, kind: OutboxKind, outbox_ids: Sequence[int]) -> list[Outbox]:
@@ -62,12 +170,14 @@ def finish(row: Outbox, state: OutboxState, detail: str | None = None) -> None:
 def count_delivery(
     executor: Session | Connection, outbox_ids: Sequence[int], limit: int
 ) -> list[int]:
-    """As for transitions: count before the work, fail what keeps failing. Returns the rest."""
+    """Count a delivery of each due row before the work; fail a row that keeps killing its
+    worker. Returns the rows to work on: pending and due. A row not due yet is left alone,
+    uncounted: its own next try brings it back."""
     if not outbox_ids:
         return []
     counted = executor.execute(
         update(Outbox)
-        .where(Outbox.id.in_(outbox_ids), Outbox.state == OutboxState.pending)
+        .where(Outbox.id.in_(outbox_ids), Outbox.state == OutboxState.pending, due())
         .values(deliveries=Outbox.deliveries + 1)
         .returning(Outbox.id, Outbox.deliveries)
     ).all()
@@ -117,13 +227,15 @@ def sweep_inbox(session: Session, older_than: dt.timedelta, limit: int = 5000) -
 
 
 def relay_outbox(session: Session, older_than: dt.timedelta, limit: int = 5000) -> int:
-    """Publish again the follow-ups still pending a while after they were recorded."""
+    """Publish again the follow-ups still pending a while after they were recorded or last
+    published, whose next try has come."""
     now = utcnow()
     rows = session.execute(
         select(Outbox.id, Outbox.kind)
         .where(
             Outbox.state == OutboxState.pending,
             func.coalesce(Outbox.last_published_at, Outbox.created_at) < now - older_than,
+            due(),
         )
         .order_by(Outbox.id)
         .limit(limit)
@@ -150,5 +262,8 @@ def replay_outbox(session: Session, outbox_ids: Sequence[int] | None) -> list[in
         row.detail = None
         row.done_at = None
         row.deliveries = 0
+        row.tries = 0
+        row.retrying_since = None
+        row.next_try_at = None
         wake(session, row.kind, [row.id])
     return [row.id for row in rows]

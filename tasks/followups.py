@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from sqlalchemy.orm import Session
-
 from config import get_settings
 from proctoring import credit, emails, outbox
 from proctoring.db import UnitOfWork
@@ -11,7 +9,7 @@ from proctoring.outbox import FollowUpResult
 from tasks import names
 from workers.app import app
 from workers.base import ProctorqTask
-from workers.resources import credit_webhook, email_backend
+from workers.resources import credit_webhook, email_backend, retry_policy
 
 
 @app.task(
@@ -19,9 +17,19 @@ from workers.resources import credit_webhook, email_backend
     name=names.UPDATE_CREDIT,
     count_delivery=staticmethod(outbox.count_delivery),
     give_up=staticmethod(outbox.fail_outbox),
+    own_transactions=True,
 )
-def update_credit(session: Session, outbox_ids: list[int]) -> FollowUpResult:
-    return credit.settle_credit(session, outbox_ids, credit_webhook())
+def update_credit(uow: UnitOfWork, outbox_ids: list[int]) -> FollowUpResult:
+    settings = get_settings()
+    webhook = credit_webhook()
+    return credit.settle_credit(
+        uow,
+        outbox_ids,
+        webhook,
+        retry_policy(),
+        # Every call of the batch may take the whole timeout before the answers are recorded.
+        lease_seconds=settings.credit_webhook_timeout_seconds * (len(outbox_ids) + 1),
+    )
 
 
 @app.task(
@@ -40,4 +48,5 @@ def send_status_email(uow: UnitOfWork, outbox_ids: list[int]) -> FollowUpResult:
         sender=settings.email_from,
         support_url=settings.support_url,
         claim_seconds=settings.email_claim_seconds,
+        policy=retry_policy(),
     )

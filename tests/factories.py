@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
@@ -11,6 +13,11 @@ from proctoring.models import Attempt, Exam, Transition, User
 from proctoring.statuses import Source, Status
 
 _numbers = itertools.count(1)
+
+
+def same_session(session: Session) -> Callable[[], contextlib.AbstractContextManager[Session]]:
+    """A unit of work whose transactions all happen inside the test's own transaction."""
+    return lambda: contextlib.nullcontext(session)
 
 
 def user(session: Session, user_id: int | None = None, *, is_staff: bool = False) -> User:

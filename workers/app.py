@@ -23,8 +23,9 @@ ROUTES = {
     names.EXPIRE_OVERDUE_ATTEMPTS: "maintenance",
 }
 
-# The longest a retry waits before it is published again (see workers/base.py).
-MAX_RETRY_DELAY_SECONDS = 60
+# The longest a retry waits as a message on the broker (see workers/base.py); longer waits
+# are left to the relay, which publishes a follow-up when its next try has come.
+MAX_RETRY_DELAY_SECONDS = 120
 
 
 def is_embedded(broker_url: str) -> bool:

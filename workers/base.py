@@ -39,6 +39,9 @@ PASSING_ERRORS: tuple[type[BaseException], ...] = (
     SoftTimeLimitExceeded,
 )
 
+# A message for a row's next try arrives this much after it: never early, so the row is due.
+DUE_MARGIN_SECONDS = 0.05
+
 Counter = Callable[[Connection, Sequence[int], int], list[int]]
 GiveUp = Callable[[Session, Sequence[int], str], None]
 
@@ -96,10 +99,20 @@ class ProctorqTask(Task):  # type: ignore[misc]
             self._fail(ids, exc)
             raise
         if isinstance(result, FollowUpResult) and result.retry_ids:
-            delay = result.retry_after or backoff(self.request.retries)
-            log.info("%d to try again in %.1f s", len(result.retry_ids), delay)
-            raise self.retry(args=[result.retry_ids], countdown=min(delay, MAX_RETRY_DELAY_SECONDS))
+            self._try_again_later(result)
         return _summary(result)
+
+    def _try_again_later(self, result: FollowUpResult) -> None:
+        """One message for the moment the postponed rows are all due again. Their next try
+        is recorded on the rows: should this message be lost, the relay publishes them then."""
+        delay = result.retry_after or 0.0
+        log.info("%d to try again in %.1f s", len(result.retry_ids), delay)
+        if delay > MAX_RETRY_DELAY_SECONDS:
+            return  # a long pause asked for by the dependency: the relay publishes it then
+        try:
+            self.apply_async(args=[result.retry_ids], countdown=delay + DUE_MARGIN_SECONDS)
+        except BrokerError:
+            log.warning("the broker did not take the retry; the relay publishes it when due")
 
     def _fail(self, ids: list[int] | None, exc: Exception) -> None:
         """An error that will not pass by itself: isolate it, then record it."""

@@ -6,6 +6,7 @@ parent has started, and a database connection must never cross a fork.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import os
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from config import get_settings
 from proctoring.credit import CreditWebhook
 from proctoring.db import UnitOfWork, make_engine, make_session_factory
 from proctoring.emails import Backend, open_backend
+from proctoring.outbox import RetryPolicy
 from workers.publisher import CeleryPublisher
 
 T = TypeVar("T")
@@ -68,6 +70,10 @@ def credit_webhook() -> CreditWebhook | None:
     return CreditWebhook(
         settings.credit_webhook_url, timeout=settings.credit_webhook_timeout_seconds
     )
+
+
+def retry_policy() -> RetryPolicy:
+    return RetryPolicy(budget=dt.timedelta(hours=get_settings().follow_up_retry_hours))
 
 
 def celery_app() -> Celery:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from proctoring import credit
 from proctoring.attempts import archive_attempt
+from proctoring.db import UnitOfWork, make_engine, make_session_factory
 from proctoring.models import (
     Attempt,
     CreditRequirement,
@@ -39,11 +40,11 @@ def test_credit_follows_the_result(session: Session) -> None:
     f.move(session, attempt, "started")
     submit = f.move(session, attempt, "submitted")
     verify = f.move(session, attempt, "verified", "vendor")
-    result = credit.settle_credit(session, [outbox_of(session, submit).id], None)
+    result = credit.settle_credit(f.same_session(session), [outbox_of(session, submit).id], None)
     assert credit_rows(session, attempt) == ["submitted"]
     assert result.done
     assert outbox_of(session, submit).state is OutboxState.done
-    credit.settle_credit(session, [outbox_of(session, verify).id], None)
+    credit.settle_credit(f.same_session(session), [outbox_of(session, verify).id], None)
     session.flush()
     session.expire_all()
     assert credit_rows(session, attempt) == ["satisfied"]
@@ -58,8 +59,10 @@ def test_an_older_change_never_overwrites_a_newer_one(session: Session) -> None:
     f.move(session, attempt, "started")
     submit = f.move(session, attempt, "submitted")
     verify = f.move(session, attempt, "verified", "vendor")
-    credit.settle_credit(session, [outbox_of(session, verify).id], None)
-    credit.settle_credit(session, [outbox_of(session, submit).id], None)  # arrives late
+    credit.settle_credit(f.same_session(session), [outbox_of(session, verify).id], None)
+    credit.settle_credit(
+        f.same_session(session), [outbox_of(session, submit).id], None
+    )  # arrives late
     session.flush()
     session.expire_all()
     assert credit_rows(session, attempt) == ["satisfied"]
@@ -69,8 +72,8 @@ def test_settling_twice_is_harmless(session: Session) -> None:
     attempt = f.attempt(session)
     decline = f.move(session, attempt, "declined", "learner")
     row = outbox_of(session, decline)
-    assert credit.settle_credit(session, [row.id], None).done == [row.id]
-    assert credit.settle_credit(session, [row.id], None).done == []
+    assert credit.settle_credit(f.same_session(session), [row.id], None).done == [row.id]
+    assert credit.settle_credit(f.same_session(session), [row.id], None).done == []
     assert credit_rows(session, attempt) == ["failed"]
 
 
@@ -79,12 +82,12 @@ def test_archiving_clears_the_attempts_requirement_only(session: Session) -> Non
     exam = f.exam(session)
     old = f.attempt(session, exam, learner)
     decline = f.move(session, old, "declined", "learner")
-    credit.settle_credit(session, [outbox_of(session, decline).id], None)
+    credit.settle_credit(f.same_session(session), [outbox_of(session, decline).id], None)
     archive_attempt(session, old.id)
     clear = session.scalars(
         select(Outbox).where(Outbox.kind == OutboxKind.clear_credit, Outbox.attempt_id == old.id)
     ).one()
-    credit.settle_credit(session, [clear.id], None)
+    credit.settle_credit(f.same_session(session), [clear.id], None)
     session.flush()
     session.expire_all()
     assert credit_rows(session, old) == []
@@ -97,10 +100,10 @@ def test_the_lms_hears_each_change_with_a_stable_idempotency_key(session: Sessio
     row = outbox_of(session, decline)
     with HTTPEndpoint(answers=[(503, {"Retry-After": "7"}), (200, {})]) as lms:
         webhook = credit.CreditWebhook(lms.url)
-        first = credit.settle_credit(session, [row.id], webhook)
+        first = credit.settle_credit(f.same_session(session), [row.id], webhook)
         assert (first.retry_ids, first.retry_after) == ([row.id], 7.0)
         assert row.state is OutboxState.pending
-        second = credit.settle_credit(session, [row.id], webhook)
+        second = credit.settle_credit(f.same_session(session), [row.id], webhook)
         assert second.done == [row.id]
         webhook.close()
     assert [r.headers["Idempotency-Key"] for r in lms.received] == [f"proctorq-credit-{row.id}"] * 2
@@ -121,7 +124,9 @@ def test_a_client_error_from_the_lms_ends_failed_with_its_answer(session: Sessio
     attempt = f.attempt(session)
     row = outbox_of(session, f.move(session, attempt, "declined", "learner"))
     with HTTPEndpoint(answers=[(422, {})]) as lms:
-        result = credit.settle_credit(session, [row.id], credit.CreditWebhook(lms.url))
+        result = credit.settle_credit(
+            f.same_session(session), [row.id], credit.CreditWebhook(lms.url)
+        )
     assert result.failed == [row.id]
     assert row.state is OutboxState.failed
     assert "422" in (row.detail or "")
@@ -132,9 +137,13 @@ def test_429_and_network_errors_are_retried(session: Session) -> None:
     attempt = f.attempt(session)
     row = outbox_of(session, f.move(session, attempt, "declined", "learner"))
     with HTTPEndpoint(answers=[(429, {})]) as lms:
-        assert credit.settle_credit(session, [row.id], credit.CreditWebhook(lms.url)).retry_ids
+        assert credit.settle_credit(
+            f.same_session(session), [row.id], credit.CreditWebhook(lms.url)
+        ).retry_ids
     unreachable = credit.CreditWebhook("http://127.0.0.1:9/credit", timeout=1)
-    assert credit.settle_credit(session, [row.id], unreachable).retry_ids == [row.id]
+    assert credit.settle_credit(f.same_session(session), [row.id], unreachable).retry_ids == [
+        row.id
+    ]
 
 
 def test_retry_after_reads_seconds_and_dates() -> None:
@@ -163,7 +172,60 @@ def test_order_is_the_order_applied_even_around_a_held_review(session: Session) 
     session.flush()
     rows = session.scalars(select(Outbox).where(Outbox.kind == OutboxKind.credit)).all()
     for row in sorted(rows, key=lambda r: -r.id):  # the worst order: newest first
-        credit.settle_credit(session, [row.id], None)
+        credit.settle_credit(f.same_session(session), [row.id], None)
     session.flush()
     session.expire_all()
     assert credit_rows(session, attempt) == ["failed"]  # the staff rejection came last
+
+
+def test_the_lms_is_called_after_the_local_write_is_committed(postgres_url: str) -> None:
+    """A hanging or absent LMS cannot roll back the credit kept in the database."""
+    engine = make_engine(postgres_url)
+    uow = UnitOfWork(make_session_factory(engine))
+    with uow() as session:
+        attempts = [f.attempt(session) for _ in range(2)]
+        rows = [outbox_of(session, f.move(session, a, "declined", "learner")).id for a in attempts]
+    seen: list[list[str]] = []
+
+    def lms_away(change: credit.CreditChange, idempotency_key: str) -> str | None:
+        with uow() as other:  # another transaction sees the requirement already
+            seen.append(credit_rows(other, attempts[0]))
+        raise credit.RetryLater("credit webhook unreachable: ReadTimeout")
+
+    result = credit.settle_credit(uow, rows, lms_away)
+    assert seen == [["failed"]]  # the second change was not tried: the LMS is away for it too
+    assert sorted(result.retry_ids) == sorted(rows)
+    with uow() as session:
+        for row_id in rows:
+            row = session.get_one(Outbox, row_id)
+            assert row.state is OutboxState.pending and row.tries == 1
+            assert row.detail == "credit webhook unreachable: ReadTimeout"
+        assert [credit_rows(session, a) for a in attempts] == [["failed"], ["failed"]]
+    sent: list[tuple[str | None, str]] = []
+    with uow() as session:
+        session.execute(update(Outbox).values(next_try_at=None))
+
+    def lms_back(change: credit.CreditChange, idempotency_key: str) -> str | None:
+        sent.append((change.status, idempotency_key))
+        return None
+
+    result = credit.settle_credit(uow, rows, lms_back)
+    assert sorted(result.done) == sorted(rows)
+    assert sent == [("failed", f"proctorq-credit-{row_id}") for row_id in rows]
+    engine.dispose()
+
+
+def test_408_409_425_are_tried_again_and_other_client_errors_are_final(session: Session) -> None:
+    attempt = f.attempt(session)
+    row = outbox_of(session, f.move(session, attempt, "declined", "learner"))
+    for status in (408, 409, 425, 429, 500, 503):
+        with HTTPEndpoint(answers=[(status, {})]) as lms:
+            result = credit.settle_credit(
+                f.same_session(session), [row.id], credit.CreditWebhook(lms.url)
+            )
+        assert result.retry_ids == [row.id], status
+    with HTTPEndpoint(answers=[(404, {})]) as lms:
+        result = credit.settle_credit(
+            f.same_session(session), [row.id], credit.CreditWebhook(lms.url)
+        )
+    assert result.failed == [row.id]

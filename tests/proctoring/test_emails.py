@@ -133,10 +133,18 @@ def claim_elsewhere(session: Session, attempt: Attempt, **fields: object) -> Out
 def test_a_claim_being_sent_elsewhere_is_left_alone(session: Session, tmp_path: Path) -> None:
     attempt = submitted(session)
     row = claim_elsewhere(session, attempt)
-    result = send(session, [row.id], emails.FileBackend(tmp_path))
-    assert (result.done, result.retry_ids) == ([], [])
+    row.deliveries = 3
+    result = send(session, [row.id], emails.FileBackend(tmp_path), claim_seconds=600)
+    assert (result.done, result.retry_ids) == ([], [row.id])
+    assert result.retry_after == pytest.approx(600, abs=5)
     assert list(tmp_path.iterdir()) == []
-    assert row.state is OutboxState.pending  # the sweeper brings it back later
+    session.refresh(row)
+    assert row.state is OutboxState.pending
+    # Nothing delivers it before the claim can be taken over, and waiting is no failed try:
+    # the takeover of a claim left by a dead worker does happen.
+    claimed = session.scalars(select(SentEmail.claimed_at)).one()
+    assert row.next_try_at == claimed + dt.timedelta(seconds=600)
+    assert (row.deliveries, row.tries) == (0, 0)
 
 
 def test_a_claim_sent_elsewhere_means_no_second_mail(session: Session, tmp_path: Path) -> None:
