@@ -19,9 +19,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.add_column(sa.Column("next_try_at", sa.DateTime(timezone=True), nullable=True))
-        batch_op.add_column(
-            sa.Column("retrying_since", sa.DateTime(timezone=True), nullable=True)
-        )
+        batch_op.add_column(sa.Column("retrying_since", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(
             sa.Column("tries", sa.Integer(), nullable=False, server_default=sa.text("0"))
         )
