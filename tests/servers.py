@@ -50,6 +50,7 @@ class SMTPServer:
         self._refusing = 0
         self._handler = _Collector(delay, self._refuse)
         self._controller = Controller(self._handler, hostname="127.0.0.1", port=self.port)
+        self._stopped = False
 
     def _refuse(self) -> bool:
         if self._refusing:
@@ -70,11 +71,15 @@ class SMTPServer:
             return list(self._handler.messages)
 
     def start(self) -> SMTPServer:
+        if self._stopped:  # a controller's event loop is closed once stopped: a new one
+            self._controller = Controller(self._handler, hostname="127.0.0.1", port=self.port)
         self._controller.start()
+        self._stopped = False
         return self
 
     def stop(self) -> None:
         self._controller.stop()
+        self._stopped = True
 
     def __enter__(self) -> SMTPServer:
         return self.start()
@@ -124,20 +129,38 @@ class HTTPEndpoint:
                 pass
 
         class Server(ThreadingHTTPServer):
+            allow_reuse_address = True
+
             def handle_error(self, request: object, client_address: object) -> None:
                 pass  # a client that hung up (a worker stopped mid-request) is not news
 
-        self._server = Server(("127.0.0.1", 0), Handler)
+        self._handler = Handler
+        self._server_class = Server
+        self._server: ThreadingHTTPServer | None = Server(("127.0.0.1", 0), Handler)
+        self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/credit"
+        return f"http://127.0.0.1:{self.port}/credit"
 
     def __enter__(self) -> HTTPEndpoint:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self.down()
+
+    def down(self) -> None:
+        """Stop answering: connections to its port are refused until ``up``."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def up(self) -> None:
+        """Answer again, on the same port."""
+        if self._server is None:
+            self._server = self._server_class(("127.0.0.1", self.port), self._handler)
+            self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+            self._thread.start()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from proctoring.models import (
     Attempt,
     AttemptHistory,
     CreditRequirement,
+    Outbox,
     SentEmail,
     Transition,
     TransitionState,
@@ -266,3 +268,37 @@ def _purge(run: Stack) -> None:
 
 
 __all__ = ["Seat"]
+
+
+def test_follow_ups_wait_out_an_smtp_and_lms_outage(
+    pipeline: Stack, smtp: SMTPServer, lms: HTTPEndpoint
+) -> None:
+    """Longer than the delivery count used to allow (8 deliveries, one per 3 s sweep): the
+    e-mails and credit changes arrive once both are back, once each, and nothing fails."""
+    pipeline.start_worker()
+    pipeline.start_beat()
+    _, _, seats = scenario.course(pipeline, learners=3)
+    smtp.stop()
+    lms.down()
+    ids = [record(pipeline, seat, to) for seat in seats for to in ("started", "submitted")]
+    wait_final(pipeline, ids)
+    time.sleep(40)
+    with pipeline.uow() as session:
+        rows = session.scalars(select(Outbox).where(Outbox.kind.in_(["credit", "email"]))).all()
+        assert {row.state.value for row in rows} == {"pending"}
+        assert all(row.tries >= 3 and row.detail for row in rows)
+        assert all(row.next_try_at is not None for row in rows)
+    smtp.start()
+    lms.up()
+    wait_until(lambda: scenario.nothing_pending(pipeline), timeout=120, what="follow-ups to arrive")
+    assert sorted(m["To"] for m in smtp.messages) == sorted(
+        f"l{seat.user_id}@example.test" for seat in seats
+    )
+    keys = [r.headers["Idempotency-Key"] for r in lms.received]
+    assert len(set(keys)) == len(seats) and len(keys) == len(seats)
+    with pipeline.uow() as session:
+        states = set(session.scalars(select(Outbox.state)))
+        assert {s.value for s in states} == {"done"}
+    # Each line of the worker's log is one line of ours, not a line quoted inside another.
+    for line in pipeline.logs_full().splitlines():
+        assert line.count(" INFO ") + line.count(" WARNING ") <= 1, line
