@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import httpx
 import pytest
@@ -40,7 +41,7 @@ from tests.api.conftest import bearer
 from tests.faults.traffic import Driver, make_stories, replay
 from tests.harness import PrivatePostgres, PrivateRedis, Stack, stack, wait_until
 from tests.model import ModelExam
-from tests.servers import SMTPServer
+from tests.servers import HTTPEndpoint, SMTPServer
 
 pytestmark = pytest.mark.faults
 
@@ -55,6 +56,7 @@ class Run:
     pg: PrivatePostgres
     redis: PrivateRedis
     smtp: SMTPServer
+    lms: HTTPEndpoint
     apply_worker: object
 
 
@@ -63,6 +65,7 @@ def run(tmp_path: Path) -> Iterator[Run]:
     pg = PrivatePostgres().init().start()
     redis = PrivateRedis(tmp_path / "redis").start()
     smtp = SMTPServer().start()
+    lms = HTTPEndpoint().__enter__()
     try:
         engine = make_engine(pg.url)
         upgrade(engine)
@@ -72,14 +75,17 @@ def run(tmp_path: Path) -> Iterator[Run]:
             pg.url,
             redis.url,
             PROCTORQ_SMTP_URL=smtp.url,
+            PROCTORQ_CREDIT_WEBHOOK_URL=lms.url,
+            PROCTORQ_CREDIT_WEBHOOK_TIMEOUT_SECONDS="5",
             PROCTORQ_EMAIL_CLAIM_SECONDS="20",
             PROCTORQ_PUBLISH_PAUSE_SECONDS="1",
         ) as running:
             worker = running.start_worker("apply", queues="transitions,maintenance")
             running.start_worker("followups", queues="credit,email")
             running.start_beat()
-            yield Run(running, pg, redis, smtp, worker)
+            yield Run(running, pg, redis, smtp, lms, worker)
     finally:
+        lms.down()
         smtp.stop()
         redis.stop(kill=True)
         pg.remove()
@@ -114,13 +120,33 @@ def redis_down_while_receiving(run: Run) -> None:
     run.redis.start()
 
 
+OUTAGE_SECONDS = float(os.environ.get("PROCTORQ_FAULT_OUTAGE_SECONDS", "180"))
+
+
+def smtp_down(run: Run) -> None:
+    run.smtp.stop()  # connections refused
+    time.sleep(OUTAGE_SECONDS)
+    run.smtp.start()
+
+
+def lms_down(run: Run) -> None:
+    run.lms.down()
+    time.sleep(OUTAGE_SECONDS)
+    run.lms.up()
+
+
 FAULTS: dict[str, Callable[[Run], None]] = {
     "SIGKILL the applying worker, then restart it": kill_worker,
     "SIGKILL one pool process": kill_pool_child,
     "restart Redis (append-only file on)": restart_redis,
     "stop PostgreSQL for 10 seconds": stop_postgres,
     "Redis down while the API keeps receiving": redis_down_while_receiving,
+    "SMTP down for 3 minutes": smtp_down,
+    "the LMS down for 3 minutes": lms_down,
 }
+# Where nothing else goes wrong, each credit change reaches the LMS exactly once; a worker
+# killed between the LMS's answer and its record sends it again, with the same key.
+EXACTLY_ONCE_TO_LMS = {"SMTP down for 3 minutes", "the LMS down for 3 minutes"}
 
 
 def setup(
@@ -222,6 +248,12 @@ def test_a_fault_mid_stream_loses_and_repeats_nothing(run: Run, fault: str) -> N
 
     state = _final_state(run.stack, learners)
     assert state["failed"] == 0 and state["pending"] == 0
+    assert state["follow_ups"] == {"done"}, state["follow_ups"]
+    keys = Counter(r.headers["Idempotency-Key"] for r in run.lms.received)
+    told = cast(list[int], state["credit_follow_ups"])
+    assert told and set(keys) == {f"proctorq-credit-{i}" for i in told}
+    if fault in EXACTLY_ONCE_TO_LMS:
+        assert set(keys.values()) == {1}, keys.most_common(3)
     assert state["attempts"] == {k: v.status for k, v in model.attempts.items()}
     assert state["history"] == {k: v.history for k, v in model.attempts.items()}
     assert state["credit"] == model.credit
@@ -243,6 +275,8 @@ def test_a_fault_mid_stream_loses_and_repeats_nothing(run: Run, fault: str) -> N
             "transitions": sum(state["outcomes"].values()),
             "emails": len(messages),
             "emails_expected": model.emails,
+            "credit_changes_to_lms": len(keys),
+            "credit_posts": sum(keys.values()),
             "seconds_sending": round(sent_in, 1),
             "seconds_until_all_final": round(finished_in, 1),
             "equal_to_model": True,
@@ -298,7 +332,13 @@ def _final_state(stack_: Stack, learners: list[int]) -> dict[str, object]:
                 select(Transition.state).where(Transition.user_id.in_(learners))
             )
         )
+        follow_ups = {s.value for s in session.scalars(select(Outbox.state).distinct())}
+        credit_follow_ups = session.scalars(
+            select(Outbox.id).where(Outbox.payload.is_not(None))  # what was for the LMS
+        ).all()
         return {
+            "follow_ups": follow_ups,
+            "credit_follow_ups": credit_follow_ups,
             "attempts": attempts,
             "history": history,
             "credit": credit,
