@@ -218,6 +218,7 @@ def setup(
     return exams, first_exam, attempts, learners, course_of
 
 
+@pytest.mark.timeout(1200)  # a stream, an outage of minutes, then the catching up
 @pytest.mark.parametrize("fault", list(FAULTS))
 def test_a_fault_mid_stream_loses_and_repeats_nothing(run: Run, fault: str) -> None:
     rng = random.Random(f"proctorq-{fault}")
