@@ -6,8 +6,8 @@ import base64
 import functools
 import re
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import (
     BaseModel,
