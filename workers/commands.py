@@ -129,6 +129,15 @@ def failed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _id(raw: str) -> int | None:
+    """An id as the database keeps them: ASCII digits (str.isdigit() also takes "²" and "٣")
+    that fit a signed 64-bit integer."""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19:
+        return None
+    value = int(raw)
+    return value if 1 <= value < 2**63 else None
+
+
 @command("replay")
 def replay(args: argparse.Namespace) -> int:
     if not args.all and not args.ids:
@@ -138,10 +147,11 @@ def replay(args: argparse.Namespace) -> int:
     outbox_ids: list[int] = []
     for raw in args.ids:
         kind, _, number = raw.rpartition(":")
-        if not number.isdigit():
+        value = _id(number)
+        if value is None:
             print(f"proctorq replay: {raw!r} is not an id", file=sys.stderr)
             return 2
-        (outbox_ids if kind else transition_ids).append(int(number))
+        (outbox_ids if kind else transition_ids).append(value)
     with _uow()() as session:
         replayed = operations.replay(session, transition_ids, outbox_ids, everything=args.all)
     count = len(replayed[0]) + len(replayed[1])
