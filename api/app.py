@@ -141,16 +141,23 @@ def _register_backlog(uow: UnitOfWork, celery: Celery, settings: Settings) -> No
     global _collector
     from workers.status import status_report
 
-    engine = _backlog_engine(uow)
-    backlog_uow = UnitOfWork(make_session_factory(engine))
+    engines: list[Engine] = []  # made at the first scrape: most apps are never scraped
 
     def read() -> dict[str, Any]:
-        return status_report(backlog_uow, celery, settings.broker_url)
+        if not engines:
+            engines.append(_backlog_engine(uow))
+        return status_report(
+            UnitOfWork(make_session_factory(engines[0])), celery, settings.broker_url
+        )
+
+    def close() -> None:
+        for engine in engines:
+            engine.dispose()
 
     if _collector is not None:
         REGISTRY.unregister(_collector)
         _collector.close()
-    _collector = BacklogCollector(read, close=engine.dispose)
+    _collector = BacklogCollector(read, close=close)
     REGISTRY.register(_collector)
 
 

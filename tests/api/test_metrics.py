@@ -159,7 +159,9 @@ def test_an_unreachable_store_stalls_neither_the_scrape_nor_other_requests(
                 time.sleep(0.05)
             for scraper in scrapers:
                 scraper.join(30)
-            assert slowest < 0.5, f"/healthz took {slowest:.2f} s while /metrics was scraped"
+            # A loop held by the scrape would keep /healthz waiting for the 2-second connect
+            # timeout at least; the margin below that is for a busy machine.
+            assert slowest < 1.5, f"/healthz took {slowest:.2f} s while /metrics was scraped"
             assert len(scrapes) == 4
             for took, answer in scrapes:
                 assert answer.status_code == 200
