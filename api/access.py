@@ -3,6 +3,7 @@ the body is validated."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -49,11 +50,25 @@ def requires(check: Check) -> Callable[[F], F]:
     return mark
 
 
-def _id(ctx: Context, name: str, limit: int = 2**63 - 1) -> int:
-    raw = ctx.path.get(name, "")
-    if not raw.isdigit() or not 1 <= int(raw) <= limit:
-        raise Invalid(f"{name} must be a positive integer")
-    return int(raw)
+MAX_ID = 2**63 - 1  # a signed 64-bit integer, as the database keeps ids
+# ASCII only: str.isdigit() and int() also take "²", "①" and "٣", and int() refuses more than
+# 4,300 digits with an error of its own.
+_ASCII_ID = re.compile(r"[0-9]{1,19}")
+
+
+def parse_id(raw: str, limit: int = MAX_ID) -> int | None:
+    """One of proctorq's own numeric ids as written in a path, or None if it cannot be one."""
+    if not _ASCII_ID.fullmatch(raw):
+        return None
+    value = int(raw)
+    return value if 1 <= value <= limit else None
+
+
+def _id(ctx: Context, name: str, limit: int = MAX_ID) -> int:
+    value = parse_id(ctx.path.get(name, ""), limit)
+    if value is None:
+        raise Invalid(f"{name} must be a positive integer written in ASCII digits")
+    return value
 
 
 def _attempt(ctx: Context) -> Attempt:

@@ -8,13 +8,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from celery import Celery
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from prometheus_client import REGISTRY
+from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from api import errors
-from api.metrics import BacklogCollector, exposition
+from api.metrics import BacklogCollector, authorized, exposition
 from api.middleware import BodyLimit, Metrics
 from api.routes import attempts, courses, exams, health, vendors
 from config import Settings, get_settings
@@ -87,8 +88,18 @@ def create_app(
         app.include_router(module.router)
 
     @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        body, content_type = exposition()
+    async def metrics(request: Request) -> Response:
+        token = settings.metrics_token
+        if token is not None and not authorized(
+            request.headers.get("authorization"), token.get_secret_value()
+        ):
+            return errors.problem(
+                401,
+                "The metrics need Authorization: Bearer <PROCTORQ_METRICS_TOKEN>.",
+                {"WWW-Authenticate": "Bearer"},
+            )
+        # In a thread: collecting may wait (briefly) for the backlog to be read.
+        body, content_type = await run_in_threadpool(exposition)
         return Response(body, media_type=content_type)
 
     app.add_middleware(Metrics)
@@ -100,17 +111,53 @@ def create_app(
 _collector: BacklogCollector | None = None
 
 
+# A backlog read gives up after this long, connecting or running its statements: a database
+# that does not answer must cost the metrics a few seconds, not the operating system's TCP
+# timeout.
+BACKLOG_TIMEOUT_SECONDS = 2
+
+
+def _backlog_engine(uow: UnitOfWork) -> Engine:
+    """An engine of its own for the backlog: one connection, short timeouts, apart from the
+    pool the requests use."""
+    url = uow.engine.url
+    rendered = url.render_as_string(hide_password=False)
+    if url.get_backend_name() == "postgresql":
+        return make_engine(
+            rendered,
+            pool_size=1,
+            max_overflow=0,
+            pool_timeout=BACKLOG_TIMEOUT_SECONDS,
+            connect_args={
+                "connect_timeout": BACKLOG_TIMEOUT_SECONDS,
+                "options": f"-c statement_timeout={BACKLOG_TIMEOUT_SECONDS * 1000}",
+            },
+        )
+    return make_engine(rendered)
+
+
 def _register_backlog(uow: UnitOfWork, celery: Celery, settings: Settings) -> None:
     """One backlog collector per process, reading the latest app's store and broker."""
     global _collector
     from workers.status import status_report
 
+    engines: list[Engine] = []  # made at the first scrape: most apps are never scraped
+
     def read() -> dict[str, Any]:
-        return status_report(uow, celery, settings.broker_url)
+        if not engines:
+            engines.append(_backlog_engine(uow))
+        return status_report(
+            UnitOfWork(make_session_factory(engines[0])), celery, settings.broker_url
+        )
+
+    def close() -> None:
+        for engine in engines:
+            engine.dispose()
 
     if _collector is not None:
         REGISTRY.unregister(_collector)
-    _collector = BacklogCollector(read)
+        _collector.close()
+    _collector = BacklogCollector(read, close=close)
     REGISTRY.register(_collector)
 
 

@@ -52,6 +52,13 @@ def read_token(authorization: str | None, settings: Settings) -> Caller:
         raise Unauthenticated("The token has expired.") from None
     except (jwt.InvalidTokenError, jwt.InvalidKeyError, ValueError):
         raise Unauthenticated("The token is not valid.") from None
+    if claims.get("is_restricted", False) is not False and not settings.jwt_allow_restricted:
+        # An Open edX restricted application's token acts for a user only within scopes and
+        # filters proctorq does not read; accepting it would give it the user's full rights.
+        # A 401 like any credential not accepted here (every user route documents one).
+        raise Unauthenticated(
+            "Tokens of restricted applications (is_restricted) are not accepted here."
+        )
     return _caller(claims)
 
 

@@ -6,8 +6,9 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BeforeValidator
 
-from api.access import Context
+from api.access import MAX_ID, Context, parse_id
 from api.auth import Caller
 from proctoring.db import UnitOfWork
 
@@ -48,10 +49,19 @@ UoW = Annotated[UnitOfWork, Depends(get_uow)]
 CallerDep = Annotated[Caller, Depends(get_caller)]
 AccessDep = Annotated[Context, Depends(get_access)]
 
-AttemptIdPath = Annotated[int, Path(ge=1, le=2**63 - 1, examples=[12])]
-ExamIdPath = Annotated[int, Path(ge=1, le=2**31 - 1, examples=[7])]
-UserIdPath = Annotated[int, Path(ge=1, le=2**63 - 1, examples=[42])]
-TransitionIdPath = Annotated[int, Path(ge=1, le=2**63 - 1, examples=[1001])]
+
+def _ascii_digits(raw: object) -> object:
+    """pydantic reads " 12", "+12" and "1_2" as 12; an id in a path is ASCII digits alone."""
+    if isinstance(raw, str) and parse_id(raw) is None:
+        raise ValueError("must be a positive integer written in ASCII digits")
+    return raw
+
+
+AsciiId = BeforeValidator(_ascii_digits)
+AttemptIdPath = Annotated[int, Path(ge=1, le=MAX_ID, examples=[12]), AsciiId]
+ExamIdPath = Annotated[int, Path(ge=1, le=2**31 - 1, examples=[7]), AsciiId]
+UserIdPath = Annotated[int, Path(ge=1, le=MAX_ID, examples=[42]), AsciiId]
+TransitionIdPath = Annotated[int, Path(ge=1, le=MAX_ID, examples=[1001]), AsciiId]
 CourseIdPath = Annotated[
     str,
     Path(

@@ -31,7 +31,22 @@ CourseId = Annotated[str, StringConstraints(min_length=1, max_length=255), NoNul
 ContentId = Annotated[str, StringConstraints(min_length=1, max_length=255), NoNul]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=255), NoNul]
 ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=255), NoNul]
-Url = Annotated[str, StringConstraints(min_length=1, max_length=500), NoNul]
+
+
+def _contact_link(value: str) -> str:
+    """SPEC §7: a link a learner can follow from an e-mail, and no other kind (javascript:,
+    data:, file:…)."""
+    scheme, colon, rest = value.partition(":")
+    web = scheme.lower() in ("https", "http") and rest.startswith("//") and len(rest) > 2
+    mail = scheme.lower() == "mailto" and bool(rest)
+    if not colon or not (web or mail) or any(c.isspace() or ord(c) < 32 for c in value):
+        raise ValueError("must be an https://, http:// or mailto: link, without spaces")
+    return value
+
+
+ContactUrl = Annotated[
+    str, StringConstraints(min_length=1, max_length=500), NoNul, AfterValidator(_contact_link)
+]
 Username = Annotated[str, StringConstraints(min_length=1, max_length=150), NoNul]
 Email = Annotated[
     str, StringConstraints(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$"), NoNul
@@ -133,7 +148,11 @@ class ExamOut(BaseModel):
 
 class CoursePut(Strict):
     name: Name | None = Field(default=None, examples=["Demonstration Course"])
-    contact_url: Url | None = Field(default=None, examples=["https://example.com/contact"])
+    contact_url: ContactUrl | None = Field(
+        default=None,
+        description="An https://, http:// or mailto: link.",
+        examples=["https://example.com/contact"],
+    )
 
 
 class CourseOut(BaseModel):

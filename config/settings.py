@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import functools
+import re
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import (
     BaseModel,
@@ -27,6 +29,29 @@ DEFAULT_VOCABULARY: dict[str, ReviewWord] = {word: word for word in REVIEW_WORDS
 
 class ConfigurationError(Exception):
     """Start-up cannot go on; the message is one sentence an operator can act on."""
+
+
+# A secret anyone can read in an example is no secret. The words mark every placeholder of
+# .env.example (tests/test_compose.py holds the file to that); the published values are the
+# README's vendor key, which is also the Standard Webhooks documentation's.
+_PLACEHOLDER = re.compile(r"(change|replace)[-_ ]?me", re.IGNORECASE)
+PUBLISHED_EXAMPLES = frozenset({"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"})
+
+# RFC 7518 §3.2: an HS256 key is at least as long as the hash output.
+MIN_HS256_SECRET_BYTES = 32
+# Standard Webhooks: a signing key is 24 to 64 bytes, once decoded.
+WEBHOOK_KEY_BYTES = (24, 64)
+
+
+def placeholder_reason(value: str | bytes) -> str | None:
+    """Why this secret is a placeholder, or None. Never quotes the value itself."""
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+    if text.strip() in PUBLISHED_EXAMPLES:
+        return "it is the published example value"
+    found = _PLACEHOLDER.search(text)
+    if found:
+        return f"it contains {found.group(0)!r}"
+    return None
 
 
 class ProviderConfig(BaseModel):
@@ -53,8 +78,17 @@ class ProviderConfig(BaseModel):
                 raise ValueError(
                     "each secret must be a base64 key, optionally prefixed with 'whsec_'"
                 ) from None
-            if len(decoded) < 16:
-                raise ValueError("each secret must decode to at least 16 bytes")
+            why = placeholder_reason(secret) or placeholder_reason(decoded)
+            if why:
+                raise ValueError(
+                    f"a secret is a placeholder ({why}); put the vendor's signing key there"
+                )
+            low, high = WEBHOOK_KEY_BYTES
+            if not low <= len(decoded) <= high:
+                raise ValueError(
+                    f"each secret must decode to {low} to {high} bytes, as Standard Webhooks "
+                    f"keys do, and one decodes to {len(decoded)}"
+                )
         return secrets
 
 
@@ -78,6 +112,9 @@ class Settings(BaseSettings):
     jwt_public_key: str | None = None
     jwt_issuer: str | None = None
     jwt_audience: str | None = None
+    # Open edX marks tokens of restricted applications (`is_restricted`); they act for a user
+    # only within scopes proctorq does not check, so they are refused unless allowed.
+    jwt_allow_restricted: bool = False
 
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     default_provider: str | None = None
@@ -89,6 +126,8 @@ class Settings(BaseSettings):
     credit_webhook_timeout_seconds: float = 10.0
 
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    # A bearer token /metrics asks for; none: /metrics is open, for a scraper on a private network.
+    metrics_token: SecretStr | None = None
 
     # How the pipeline behaves. The defaults suit one machine and the test suite alike.
     sweep_interval_seconds: float = Field(default=5.0, gt=0)
@@ -105,6 +144,45 @@ class Settings(BaseSettings):
 
     flower_basic_auth: SecretStr | None = None
     log_level: str = "INFO"
+
+    @field_validator("jwt_secret", "flower_basic_auth", "metrics_token")
+    @classmethod
+    def _not_a_placeholder(cls, secret: SecretStr | None) -> SecretStr | None:
+        if secret is not None:
+            why = placeholder_reason(secret.get_secret_value())
+            if why:
+                raise ValueError(f"the value is a placeholder ({why}); set a secret of your own")
+        return secret
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _long_enough_for_hs256(cls, secret: SecretStr | None) -> SecretStr | None:
+        if secret is not None:
+            size = len(secret.get_secret_value().encode())
+            if size < MIN_HS256_SECRET_BYTES:
+                raise ValueError(
+                    f"an HS256 secret must be at least {MIN_HS256_SECRET_BYTES} bytes "
+                    f"(RFC 7518 §3.2), and this one has {size}"
+                )
+        return secret
+
+    @field_validator("database_url", "broker_url", "smtp_url")
+    @classmethod
+    def _no_placeholder_password(cls, url: str | SecretStr | None) -> str | SecretStr | None:
+        raw = url.get_secret_value() if isinstance(url, SecretStr) else url
+        if raw is None:
+            return url
+        try:
+            password = urlsplit(raw).password
+        except ValueError:
+            password = None  # not a URL with a password; whatever reads it says what is wrong
+        why = placeholder_reason(unquote(password)) if password else None
+        if why:
+            raise ValueError(
+                f"the password in the URL is a placeholder ({why}); set a real one "
+                "(for docker-compose.yml, POSTGRES_PASSWORD in .env)"
+            )
+        return url
 
     @model_validator(mode="after")
     def _default_provider_is_known(self) -> Settings:

@@ -342,7 +342,7 @@ def retry_after_seconds(value: str | None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit() and len(value) <= 9:  # ASCII, under 32 years
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)

@@ -27,7 +27,8 @@ AMQP_URL = os.environ.get("PROCTORQ_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.
 
 
 def webhook_secret(name: str) -> str:
-    return "whsec_" + base64.b64encode(f"{name}-signing-key-for-tests".encode()).decode()
+    """A Standard Webhooks key of 24 to 64 bytes, as the settings require."""
+    return "whsec_" + base64.b64encode(f"{name}-signing-key-for-the-tests".encode()).decode()
 
 
 CLEAN_WORDS = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -240,6 +241,25 @@ def test_flower_is_behind_basic_auth() -> None:
     assert "127.0.0.1:5555/healthcheck" in healthcheck_test("flower")[-1]
 
 
+def test_flower_is_published_on_loopback_unless_the_operator_opts_in() -> None:
+    entries = service("flower")["ports"]
+    assert len(entries) == 1
+    entry = str(entries[0])
+    # host_ip:published:target, the host ip from .env with loopback as the default
+    assert entry == "${FLOWER_PUBLISH_ADDRESS:-127.0.0.1}:5555:5555", entry
+    default = re.sub(r"\$\{FLOWER_PUBLISH_ADDRESS:-([^}]*)\}", r"\1", entry)
+    assert default.split(":")[0] == "127.0.0.1"
+
+
+def test_no_service_but_the_api_is_published_on_every_interface() -> None:
+    for name, definition in compose()["services"].items():
+        for entry in definition.get("ports", []):
+            if name == "api":
+                continue
+            host_ip = re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", str(entry)).rsplit(":", 2)[0]
+            assert host_ip in ("127.0.0.1", "[::1]"), (name, entry)
+
+
 def test_mailpit_catches_smtp_on_1025_with_a_page_on_8025() -> None:
     mailpit = service("mailpit")
     assert str(mailpit["image"]).startswith("axllent/mailpit")
@@ -381,9 +401,70 @@ def test_env_example_names_only_real_settings_and_they_validate() -> None:
     assert not unknown, f".env.example sets unknown settings {sorted(unknown)}"
     assert {"jwt_secret", "providers", "flower_basic_auth"} <= set(values)
     values["providers"] = json.loads(values["providers"])
-    settings = load_settings(**values)
     assert all(
         secret.startswith("whsec_")
-        for provider in settings.providers.values()
-        for secret in provider.secrets
+        for provider in values["providers"].values()
+        for secret in provider["secrets"]
     )
+    # With its placeholders replaced by real secrets, the file is a working configuration.
+    real = {
+        **values,
+        "jwt_secret": "a" * 48,
+        "flower_basic_auth": "admin:" + "b" * 24,
+        "providers": {
+            name: {**provider, "secrets": ["whsec_" + "Y2" * 16]}
+            for name, provider in values["providers"].items()
+        },
+    }
+    load_settings(_env_file=None, **real)
+
+
+SECRETS = ("PROCTORQ_JWT_SECRET", "PROCTORQ_PROVIDERS", "PROCTORQ_FLOWER_BASIC_AUTH")
+
+
+@pytest.mark.parametrize("name", SECRETS)
+def test_env_example_secrets_are_placeholders_start_up_refuses(name: str) -> None:
+    """Copied unchanged, the example file must not run: each secret stops start-up alone, with
+    one sentence that names its setting."""
+    from config import ConfigurationError, load_settings
+
+    value = env_example()[name]
+    assert value
+    field = name.removeprefix("PROCTORQ_").lower()
+    with pytest.raises(ConfigurationError) as refused:
+        load_settings(
+            _env_file=None, **{field: json.loads(value) if field == "providers" else value}
+        )
+    message = str(refused.value)
+    assert message.startswith(name), message
+    assert "placeholder" in message and "\n" not in message
+
+
+def test_the_example_postgres_password_is_refused_in_the_database_url() -> None:
+    from config import ConfigurationError, load_settings
+
+    url = environment_of("api")["PROCTORQ_DATABASE_URL"]
+    password = env_example()["POSTGRES_PASSWORD"] or ""
+    url = re.sub(r"\$\{POSTGRES_PASSWORD[^}]*\}", password, url)
+    with pytest.raises(ConfigurationError, match=r"^PROCTORQ_DATABASE_URL: .*placeholder"):
+        load_settings(_env_file=None, database_url=url)
+
+
+def test_the_command_line_stops_on_a_placeholder_with_one_sentence(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROCTORQ_")}
+    env["PROCTORQ_JWT_SECRET"] = env_example()["PROCTORQ_JWT_SECRET"] or ""
+    env["PROCTORQ_VAR_DIR"] = str(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "workers.cli", "status"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("proctorq: PROCTORQ_JWT_SECRET: "), lines[0]
+    assert "change-me" in lines[0] and env["PROCTORQ_JWT_SECRET"] not in lines[0]

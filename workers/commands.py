@@ -10,6 +10,7 @@ import logging
 import os
 import secrets
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import jwt
 
-from config import Settings, get_settings
+from config import ConfigurationError, Settings, get_settings
 from config.logging import configure_logging
 from proctoring import operations
 from proctoring.db import UnitOfWork, make_engine, make_session_factory
@@ -73,7 +74,7 @@ def beat(args: argparse.Namespace) -> int:
     settings = get_settings()
     configure_logging(settings.log_level)
     logging.getLogger("celery.beat").setLevel(logging.INFO)  # "Starting…", and what it sends
-    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.var_dir)
     celery_app().start(["beat", "--loglevel", settings.log_level])
     return 0
 
@@ -129,6 +130,15 @@ def failed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _id(raw: str) -> int | None:
+    """An id as the database keeps them: ASCII digits (str.isdigit() also takes "²" and "٣")
+    that fit a signed 64-bit integer."""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19:
+        return None
+    value = int(raw)
+    return value if 1 <= value < 2**63 else None
+
+
 @command("replay")
 def replay(args: argparse.Namespace) -> int:
     if not args.all and not args.ids:
@@ -138,10 +148,11 @@ def replay(args: argparse.Namespace) -> int:
     outbox_ids: list[int] = []
     for raw in args.ids:
         kind, _, number = raw.rpartition(":")
-        if not number.isdigit():
+        value = _id(number)
+        if value is None:
             print(f"proctorq replay: {raw!r} is not an id", file=sys.stderr)
             return 2
-        (outbox_ids if kind else transition_ids).append(int(number))
+        (outbox_ids if kind else transition_ids).append(value)
     with _uow()() as session:
         replayed = operations.replay(session, transition_ids, outbox_ids, everything=args.all)
     count = len(replayed[0]) + len(replayed[1])
@@ -162,23 +173,60 @@ def api(args: argparse.Namespace) -> int:
 JWT_SECRET_FILE = "jwt-secret"  # noqa: S105 - a file name
 
 
+def private_dir(path: Path) -> None:
+    """var/ holds the database, mail and the local JWT secret: only its owner reads it. A
+    folder that already exists is left as its owner made it."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
 def local_jwt_secret(var_dir: Path) -> tuple[str, bool]:
     """The secret `up` signs local tokens with: kept under var/ so tokens survive a restart."""
+    private_dir(var_dir)
     path = var_dir / JWT_SECRET_FILE
-    if path.exists():
-        return path.read_text().strip(), False
-    var_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        # O_EXCL: never written through a link or into a file someone else made first.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return _read_secret_file(path), False
     secret = secrets.token_urlsafe(32)
-    path.write_text(secret + "\n")
-    path.chmod(0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(secret + "\n")
     return secret, True
+
+
+def _read_secret_file(path: Path) -> str:
+    found = path.lstat()
+    if not stat.S_ISREG(found.st_mode) or found.st_uid != os.getuid():
+        raise ConfigurationError(
+            f"{path} is not a file of this user's; remove it, or set PROCTORQ_JWT_SECRET."
+        )
+    if found.st_mode & 0o077:
+        path.chmod(0o600)  # made by an older proctorq with the umask's mode
+    secret = path.read_text().strip()
+    if not secret:
+        raise ConfigurationError(f"{path} is empty; remove it, or set PROCTORQ_JWT_SECRET.")
+    return secret
+
+
+def production_warnings(settings: Settings) -> list[str]:
+    """One line each for what a production setup should not leave as it is."""
+    warnings = []
+    on_postgresql = settings.database_url.startswith("postgresql")
+    if on_postgresql and not (settings.jwt_issuer and settings.jwt_audience):
+        warnings.append(
+            "proctorq: warning: PROCTORQ_JWT_ISSUER and PROCTORQ_JWT_AUDIENCE are not both "
+            "set, so any token the same key signed is accepted, whoever it was meant for."
+        )
+    return warnings
 
 
 @command("up")
 def up(args: argparse.Namespace) -> int:
     settings = get_settings()
     configure_logging(settings.log_level)
-    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.var_dir)
+    for warning in production_warnings(settings):
+        print(warning, file=sys.stderr, flush=True)
     env = dict(os.environ)
     made_secret = None
     if settings.jwt_key is None:

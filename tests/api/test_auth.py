@@ -118,3 +118,30 @@ def test_the_callers_user_is_kept_from_the_claims(client: TestClient, uow: UnitO
     with uow() as session:
         user = session.scalars(select(User).where(User.user_id == user_id)).one()
         assert (user.username, user.email, user.is_staff) == ("ada.l", "ada@example.test", False)
+
+
+@pytest.mark.parametrize("restricted", [True, "true", 1])
+def test_a_restricted_applications_token_is_401(client: TestClient, restricted: object) -> None:
+    headers = raw_bearer(**GOOD, is_restricted=restricted)
+    response = client.get("/v1/exams/1", headers=headers)
+    assert response.status_code == 401
+    assert "restricted" in response.json()["detail"]
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_restricted_tokens_are_accepted_when_the_setting_allows_them(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import api.routing
+    from config import load_settings
+
+    allowing = load_settings(jwt_allow_restricted=True, _env_file=None)
+    monkeypatch.setattr(api.routing, "get_settings", lambda: allowing)
+    headers = raw_bearer(**{**GOOD, "user_id": new_id()}, is_restricted=True)
+    assert client.get("/v1/exams/2000000000", headers=headers).status_code == 404
+
+
+def test_an_unrestricted_token_says_so_or_nothing(client: TestClient) -> None:
+    for extra in ({}, {"is_restricted": False}):
+        headers = raw_bearer(**{**GOOD, "user_id": new_id()}, **extra)
+        assert client.get("/v1/exams/2000000000", headers=headers).status_code == 404

@@ -74,6 +74,42 @@ def test_ids_out_of_range_are_422_not_500(world: World) -> None:
         assert response.json()["detail"]
 
 
+# Digits to str.isdigit() but not ids: superscript, circled, Arabic-Indic, fullwidth; numbers
+# int() will not read (over 4,300 digits); forms pydantic would read as an integer.
+NOT_ASCII_IDS = ["²", "①", "٣", "１２", "1" * 5000, "%2012", "+12", "1_2", "12%0A"]
+
+
+@pytest.mark.parametrize("raw", NOT_ASCII_IDS, ids=lambda raw: repr(raw[:8]))
+def test_ids_that_are_not_ascii_digits_are_4xx_never_500(world: World, raw: str) -> None:
+    attempt = world.new_attempt()["attempt_id"]
+    staff = bearer(world.staff)
+    admin = bearer(world.admin, staff=True)
+    requests = [
+        ("GET", f"/v1/attempts/{raw}", bearer(world.learner), None),
+        ("DELETE", f"/v1/attempts/{raw}", staff, None),
+        ("GET", f"/v1/attempts/{raw}/transitions", bearer(world.learner), None),
+        (
+            "POST",
+            f"/v1/attempts/{raw}/transitions",
+            bearer(world.learner),
+            {"to_status": "started"},
+        ),
+        ("GET", f"/v1/transitions/{raw}", bearer(world.learner), None),
+        ("GET", f"/v1/exams/{raw}", bearer(world.learner), None),
+        ("PATCH", f"/v1/exams/{raw}", staff, {"exam_name": "x"}),
+        ("POST", f"/v1/exams/{raw}/attempts", bearer(world.other), {}),
+        ("PUT", f"/v1/users/{raw}", admin, {"username": "u", "email": "u@example.test"}),
+        ("GET", f"/v1/users/{raw}/credit", bearer(world.learner), None),
+        ("PUT", f"/v1/courses/{world.course}/staff/{raw}", admin, None),
+        ("DELETE", f"/v1/courses/{world.course}/staff/{raw}", admin, None),
+    ]
+    for method, path, headers, body in requests:
+        response = world.client.request(method, path, headers=headers, json=body)
+        assert response.status_code in (404, 422), (method, path[:60], response.text[:200])
+        assert response.json()["detail"], (method, path[:60])
+    assert world.client.get(f"/v1/attempts/{attempt}", headers=bearer(world.learner)).is_success
+
+
 def test_nul_characters_are_refused(world: World) -> None:
     response = world.client.post(
         "/v1/exams",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
 from tests.api.conftest import World, bearer, new_id
 
 
@@ -160,3 +162,41 @@ def test_courses_staff_and_users(world: World) -> None:
         ).status_code
         == 403
     )
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "javascript:alert(1)",
+        "data:text/html,<b>x</b>",
+        "file:///etc/passwd",
+        "ftp://example.test/",
+        "example.test/contact",
+        "https:example.test",
+        "https://",
+        "mailto:",
+        "https://example.test/a b",
+        "https://example.test/\nBcc: x@y.z",
+    ],
+)
+def test_a_contact_link_is_https_http_or_mailto(world: World, link: str) -> None:
+    answer = world.client.put(
+        f"/v1/courses/{world.course}",
+        headers=bearer(world.staff),
+        json={"name": "Rockets", "contact_url": link},
+    )
+    assert answer.status_code == 422, answer.text
+    assert "https://, http:// or mailto:" in answer.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "link", ["https://example.test/help", "HTTP://example.test", "mailto:help@example.test"]
+)
+def test_contact_links_that_are_accepted(world: World, link: str) -> None:
+    answer = world.client.put(
+        f"/v1/courses/{world.course}",
+        headers=bearer(world.staff),
+        json={"name": "Rockets", "contact_url": link},
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["contact_url"] == link

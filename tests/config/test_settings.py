@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from pathlib import Path
@@ -91,3 +92,86 @@ def test_the_readme_documents_every_setting_and_only_those() -> None:
     table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
     documented = set(re.findall(r"`PROCTORQ_([A-Z_]+)`", table))
     assert documented == {name.upper() for name in Settings.model_fields}
+
+
+# --- placeholders and weak secrets stop start-up --------------------------------------------
+
+
+def refusal(**values: object) -> str:
+    with pytest.raises(ConfigurationError) as error:
+        load_settings(_env_file=None, **values)
+    message = str(error.value)
+    assert "\n" not in message and message.endswith("."), message
+    assert message.count(". ") == 0, f"one sentence: {message}"
+    return message
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("jwt_secret", "change-me-a-long-random-jwt-secret"),
+        ("jwt_secret", "an-lms-secret-REPLACE-ME-with-a-random-one-please"),
+        ("flower_basic_auth", "admin:change-me-flower-password"),
+        ("flower_basic_auth", "ops:a-good-one,admin:replace_me"),
+        ("metrics_token", "change-me-metrics-token"),
+        ("database_url", "postgresql+psycopg://proctorq:change-me-postgres-password@db/proctorq"),
+        ("broker_url", "redis://:replace-me@redis:6379/0"),
+        ("smtp_url", "smtps://mailer:change-me@smtp.example.org:465"),
+    ],
+)
+def test_a_placeholder_secret_is_refused_naming_its_setting(field: str, value: str) -> None:
+    message = refusal(**{field: value})
+    assert message.startswith(f"PROCTORQ_{field.upper()}: "), message
+    assert "placeholder" in message
+    assert value not in message, "the refusal never quotes the secret"
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        # The word inside the decoded key, as .env.example's vendor key has it.
+        "whsec_" + base64.b64encode(b"replace-me-with-the-vendor-signing-key").decode(),
+        # The README's example key, also the Standard Webhooks documentation's.
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    ],
+)
+def test_a_placeholder_webhook_secret_is_refused(secret: str) -> None:
+    message = refusal(providers={"acme": {"secrets": [webhook_secret("acme"), secret]}})
+    assert message.startswith("PROCTORQ_PROVIDERS: provider 'acme'"), message
+    assert "placeholder" in message and secret not in message
+
+
+@pytest.mark.parametrize("size", [1, 31])
+def test_an_hs256_secret_under_32_bytes_is_refused(size: int) -> None:
+    message = refusal(jwt_secret="k" * size)
+    assert message.startswith("PROCTORQ_JWT_SECRET: ") and "32 bytes" in message, message
+    assert "RFC 7518" in message
+
+
+def test_an_hs256_secret_of_32_bytes_is_accepted() -> None:
+    settings = load_settings(_env_file=None, jwt_secret="é" * 16)  # 32 bytes, 16 characters
+    assert settings.jwt_key == "é" * 16
+
+
+@pytest.mark.parametrize(
+    ("size", "accepted"), [(16, False), (23, False), (24, True), (64, True), (65, False)]
+)
+def test_webhook_keys_are_24_to_64_bytes_decoded(size: int, accepted: bool) -> None:
+    secret = "whsec_" + base64.b64encode(bytes(range(size))).decode()
+    providers = {"acme": {"secrets": [secret]}}
+    if accepted:
+        assert load_settings(_env_file=None, providers=providers).providers["acme"].secrets
+    else:
+        message = refusal(providers=providers)
+        assert "24 to 64 bytes" in message and f"decodes to {size}" in message, message
+
+
+def test_the_suites_own_secrets_pass_the_rules() -> None:
+    from tests.conftest import JWT_SECRET, PROVIDERS
+
+    settings = load_settings(
+        _env_file=None, jwt_secret=JWT_SECRET, providers=PROVIDERS, default_provider="acme"
+    )
+    assert set(settings.providers) == set(PROVIDERS)
+    for name in ("s", "acme-old", "mallory", "somebody-else-entirely"):
+        load_settings(_env_file=None, providers={"p": {"secrets": [webhook_secret(name)]}})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -151,6 +152,13 @@ def test_retry_after_reads_seconds_and_dates() -> None:
     assert credit.retry_after_seconds(None) is None
     assert credit.retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
     assert credit.retry_after_seconds("soon") is None
+
+
+@pytest.mark.parametrize("value", ["²", "①", "٣", "１２", "1" * 5000, "1" * 400])
+def test_retry_after_that_is_not_ascii_seconds_is_ignored(value: str) -> None:
+    """Digits Python counts as such but HTTP does not, and numbers too large for a float:
+    no wait is read, so the usual backoff applies."""
+    assert credit.retry_after_seconds(value) is None
 
 
 def test_order_is_the_order_applied_even_around_a_held_review(session: Session) -> None:

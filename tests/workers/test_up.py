@@ -114,6 +114,7 @@ def test_up_runs_the_same_way_on_postgresql_and_redis(
         printed = (tmp_path / "up.log").read_text()
         assert "postgresql" in printed and "redis://" in printed, printed
         assert secret not in printed, "a configured secret is never printed"
+        assert "PROCTORQ_JWT_ISSUER and PROCTORQ_JWT_AUDIENCE are not both set" in printed
         assert not (var / "jwt-secret").exists()
         report = a_learner_takes_an_exam(url, secret, env)
         assert report["broker"] == "external"
