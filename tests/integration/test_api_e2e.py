@@ -47,8 +47,8 @@ class LMS:
         attempt = self.ok(
             self.http.post(
                 f"/v1/exams/{self.exam}/attempts",
-                json={"external_id": f"session-{user}"},
-                headers=bearer(user),
+                json={"user_id": user, "external_id": f"session-{user}"},
+                headers=self.admin,
             )
         )
         return user, attempt
