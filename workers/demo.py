@@ -271,7 +271,7 @@ def create_attempt(api: Api, run: Run, seat: Seat) -> None:
     exam_id = run.exam_ids[seat.exam.key]
     # The LMS creates it for the learner: only staff or the LMS give the vendor's session id.
     body = {
-        "user_id": seat.learner,
+        "user_id": learner_id(seat.learner),
         "taking_as_proctored": True,
         "external_id": f"demo-{run.tag}-{seat.learner}-{exam_id}",
     }
