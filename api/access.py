@@ -20,6 +20,10 @@ from proctoring.transitions import get_transition
 NO_COURSE = "could not determine the course_id"
 NOT_STAFF = "Must be a Staff User to Perform this request."
 NOT_YOURS = "Learners may only act on their own attempts."
+NO_SESSION = (
+    "Only staff or the LMS may set external_id, the vendor's session id; "
+    "leave it out to create your own attempt."
+)
 
 
 @dataclass
@@ -163,11 +167,15 @@ def transition_poster(ctx: Context) -> None:
 
 
 def attempt_creator(ctx: Context) -> None:
-    """A learner for themselves; staff of the exam's course for anyone."""
+    """A learner for themselves; staff of the exam's course for anyone. The vendor's session
+    id is staff's to give: a learner who could choose it could name another learner's session
+    and receive that learner's review."""
     course_id = _exam_course(ctx, _id(ctx, "exam_id", 2**31 - 1))
     body = ctx.body if isinstance(ctx.body, dict) else {}
     user_id = body.get("user_id")
     if user_id is None or user_id == ctx.caller.user_id:
+        if body.get("external_id") is not None and not _staff_of(ctx, course_id):
+            raise Forbidden(NO_SESSION)
         return
     if not _staff_of(ctx, course_id):
         raise Forbidden(NOT_STAFF)

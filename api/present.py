@@ -5,7 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from api.errors import STORE_DOWN
-from api.schemas import AttemptOut, ExamOut, Problem, TransitionOut
+from api.schemas import (
+    AttemptOut,
+    ExamOut,
+    Problem,
+    ReviewOut,
+    TransitionAccepted,
+    TransitionOut,
+)
+from proctoring import reviews
 from proctoring.models import Attempt, Exam, Transition
 
 _EXAMPLES = {
@@ -91,4 +99,19 @@ def transition_out(transition: Transition) -> TransitionOut:
         detail=transition.detail,
         received_at=transition.received_at,
         applied_at=transition.applied_at,
+    )
+
+
+def vendor_answer(receipt: reviews.VendorReceipt) -> ReviewOut | TransitionAccepted:
+    """The answer to a vendor's message, or to the first message of its webhook id."""
+    if isinstance(receipt, reviews.ReadyReceipt):
+        return TransitionAccepted(
+            transition_id=receipt.transition.id, state=receipt.transition.state.value
+        )
+    return ReviewOut(
+        review_id=receipt.review.id,
+        attempt_id=receipt.review.attempt_id,
+        outcome=receipt.review.outcome,
+        state=receipt.state.value,
+        transition_id=receipt.transition_id,
     )

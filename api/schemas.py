@@ -193,8 +193,14 @@ class AttemptCreate(Strict):
     user_id: UserId | None = Field(
         default=None, description="Staff only: the learner to create the attempt for."
     )
-    taking_as_proctored: bool = True
-    external_id: ExternalId | None = Field(default=None, description="The vendor's session id.")
+    taking_as_proctored: bool = Field(
+        default=True, description="Always false at an exam that is not proctored."
+    )
+    external_id: ExternalId | None = Field(
+        default=None,
+        description="Staff or the LMS only: the vendor's session id, held by one live attempt "
+        "of that vendor at most.",
+    )
 
 
 class AttemptOut(BaseModel):

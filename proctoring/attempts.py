@@ -33,20 +33,47 @@ def create_attempt(
     taking_as_proctored: bool,
     external_id: str | None = None,
 ) -> Attempt:
+    """A new attempt, always ``created``. Only staff or the LMS give ``external_id`` (the
+    caller's business, checked before): the vendor's session id, held by one live attempt of
+    that vendor at most."""
     exam = get_exam(session, exam_id)
     get_user(session, user_id)
     if not exam.is_active:
         raise Invalid(f"exam {exam_id} is not active")
     attempt = _new_attempt(exam, user_id, taking_as_proctored, external_id)
+    if external_id is not None and _session_holder(session, exam.provider, external_id):
+        raise Conflict(_session_taken(exam.provider, external_id))
     try:
         with session.begin_nested():
             session.add(attempt)
     except IntegrityError:
+        # A writer raced us to one of the two unique rules; it has committed by now.
+        if live_attempt(session, exam_id, user_id) is None and external_id is not None:
+            raise Conflict(_session_taken(exam.provider, external_id)) from None
         raise Conflict(
             f"user {user_id} already has an attempt at exam {exam_id}; "
             "staff archive it before the learner may try again"
         ) from None
     return attempt
+
+
+def _session_holder(session: Session, provider: str | None, external_id: str) -> int | None:
+    if provider is None:
+        return None
+    return session.scalar(
+        select(Attempt.id).where(
+            Attempt.provider == provider,
+            Attempt.external_id == external_id,
+            Attempt.archived_at.is_(None),
+        )
+    )
+
+
+def _session_taken(provider: str | None, external_id: str) -> str:
+    return (
+        f"the session id {external_id!r} of provider {provider!r} is already held by a live "
+        "attempt; staff archive that attempt before another may take it"
+    )
 
 
 def attempts_for_cascades(
@@ -86,6 +113,7 @@ def attempts_for_cascades(
                     "attempt_code": new_attempt_code(),
                     "taking_as_proctored": False,
                     "is_sample_attempt": exams[exam_id].is_practice_exam,
+                    "provider": exams[exam_id].provider,
                     "created_at": now,
                     "updated_at": now,
                 }
@@ -119,7 +147,10 @@ def _new_attempt(
         status=Status.created,
         attempt_code=new_attempt_code(),
         external_id=external_id,
-        taking_as_proctored=taking_as_proctored,
+        provider=exam.provider,
+        # An exam that is not proctored is taken as a timed exam, whatever was asked: no
+        # "will be reviewed" e-mail, no vendor review applies to it.
+        taking_as_proctored=taking_as_proctored and exam.is_proctored,
         is_sample_attempt=exam.is_practice_exam,
     )
 
@@ -170,16 +201,19 @@ def lock_attempts(
 def find_attempt_for_vendor(
     session: Session, provider: str, *, attempt_code: str | None, external_id: str | None
 ) -> Attempt:
-    """The attempt a vendor names, archived ones included; another vendor's is not found."""
-    query = select(Attempt).join(Exam, Exam.id == Attempt.exam_id).where(Exam.provider == provider)
+    """The attempt a vendor names; another vendor's is not found.
+
+    By ``attempt_code``: that attempt, archived or not. By ``external_id``: the one live
+    attempt of this vendor holding the session (a unique index keeps it one); an archived
+    attempt no longer holds its session, nor does a declined one, which lost it.
+    """
+    query = select(Attempt).where(Attempt.provider == provider)
     if attempt_code is not None:
         query = query.where(Attempt.attempt_code == attempt_code)
     elif external_id is not None:
-        query = query.where(Attempt.external_id == external_id)
+        query = query.where(Attempt.external_id == external_id, Attempt.archived_at.is_(None))
     else:
         raise Invalid("a review names its attempt by attempt_code or external_id")
-    # A live attempt before archived ones, then the newest.
-    query = query.order_by(Attempt.archived_at.is_not(None), Attempt.id.desc()).limit(1)
     attempt = session.scalar(query)
     if attempt is None:
         raise NotFound(f"provider {provider!r} has no such attempt")

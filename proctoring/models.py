@@ -35,6 +35,9 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
+# Longer idempotency keys are stored as digests (proctoring.transitions.review_key).
+KEY_LENGTH = 255
+
 # Ids grow without bound on the busy tables; SQLite only autoincrements INTEGER PRIMARY KEY.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -165,6 +168,16 @@ class Attempt(Timestamped, Base):
             postgresql_where=text("archived_at IS NULL"),
         ),
         Index("ix_attempts_status_started_at", "status", "started_at"),
+        # A vendor's session id names one live attempt of that vendor: a vendor's lookup
+        # never has to choose, and nobody can take over another learner's session.
+        Index(
+            "uq_attempts_live_provider_external_id",
+            "provider",
+            "external_id",
+            unique=True,
+            sqlite_where=text("archived_at IS NULL"),
+            postgresql_where=text("archived_at IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -173,6 +186,9 @@ class Attempt(Timestamped, Base):
     status: Mapped[Status] = mapped_column(_enum(Status, "attempt_status"))
     attempt_code: Mapped[str] = mapped_column(String(64), unique=True)
     external_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    # The vendor whose session ``external_id`` is: the exam's provider when the attempt was
+    # made. A session stays with the vendor that issued it if the exam changes vendor.
+    provider: Mapped[str | None] = mapped_column(String(100))
     taking_as_proctored: Mapped[bool] = mapped_column(Boolean)
     is_sample_attempt: Mapped[bool] = mapped_column(Boolean)
     started_at: Mapped[dt.datetime | None]
@@ -205,7 +221,7 @@ class Transition(Base):
     to_status: Mapped[Status] = mapped_column(_enum(Status, "transition_to_status"))
     source: Mapped[Source] = mapped_column(_enum(Source, "transition_source"))
     actor_user_id: Mapped[int | None] = mapped_column(BigInteger)
-    idempotency_key: Mapped[str] = mapped_column(String(255))
+    idempotency_key: Mapped[str] = mapped_column(String(KEY_LENGTH))
     state: Mapped[TransitionState] = mapped_column(
         _enum(TransitionState, "transition_state"), default=TransitionState.pending
     )
@@ -255,6 +271,19 @@ class Review(Base):
     @property
     def applied(self) -> bool:
         return self.state is ReviewState.applied
+
+
+class VendorMessage(Base):
+    """Every webhook id a vendor has used, whatever the message was (a ready notice or a
+    review): one id names one message, and the unique key settles two sent at once."""
+
+    __tablename__ = "vendor_messages"
+    __table_args__ = (UniqueConstraint("provider", "webhook_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(100))
+    webhook_id: Mapped[str] = mapped_column(String(255))
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
 class CreditRequirement(Timestamped, Base):
@@ -338,4 +367,5 @@ __all__ = [
     "Transition",
     "TransitionState",
     "User",
+    "VendorMessage",
 ]

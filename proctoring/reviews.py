@@ -12,11 +12,16 @@ from config import ProviderConfig
 from proctoring import statuses
 from proctoring.attempts import find_attempt_for_vendor
 from proctoring.clock import utcnow
-from proctoring.errors import Invalid, NotFound
-from proctoring.models import Review, ReviewState, Transition
+from proctoring.errors import Invalid
+from proctoring.models import Review, ReviewState, Transition, VendorMessage
 from proctoring.providers import require_provider
 from proctoring.statuses import Source, Status
-from proctoring.transitions import lock_attempt_for_request, record_transition, review_key
+from proctoring.transitions import (
+    find_by_key,
+    lock_attempt_for_request,
+    record_transition,
+    review_key,
+)
 
 
 def review_outcome(config: ProviderConfig, word: str, reviewed_by: str | None) -> Status:
@@ -50,6 +55,19 @@ class ReviewReceipt:
         return self.review.transition_id if self.state is ReviewState.applied else None
 
 
+@dataclass(frozen=True)
+class ReadyReceipt:
+    """A vendor's "ready" notice: the request it recorded."""
+
+    transition: Transition
+    new: bool
+
+
+# What a vendor is answered: a webhook id names one message, whichever kind it was, and a
+# second message with that id gets the first one's answer.
+VendorReceipt = ReviewReceipt | ReadyReceipt
+
+
 def record_review(
     session: Session,
     *,
@@ -60,16 +78,20 @@ def record_review(
     external_id: str | None = None,
     reviewed_by: str | None = None,
     comments: str = "",
-) -> ReviewReceipt:
-    """Store a review once per (provider, webhook id); a repeat returns the first receipt."""
+) -> VendorReceipt:
+    """Store a review once per (provider, webhook id). An id already used, by a review or by a
+    ready notice, returns that message's first receipt and changes nothing."""
     config = require_provider(provider)
-    existing = _find(session, provider, webhook_id)
-    if existing is not None:
-        return _receipt(session, existing, new=False)
+    seen = first_answer(session, provider, webhook_id)
+    if seen is not None:
+        return seen
     outcome = review_outcome(config, status, reviewed_by)
     attempt = find_attempt_for_vendor(
         session, provider, attempt_code=attempt_code, external_id=external_id
     )
+    raced = _claim(session, provider, webhook_id)
+    if raced is not None:
+        return raced
     transition: Transition | None = None
     if attempt.archived_at is not None:
         state = ReviewState.stored
@@ -101,41 +123,58 @@ def record_review(
         answered_state=state,
         transition_id=transition.id if transition else None,
     )
-    try:
-        with session.begin_nested():
-            session.add(review)
-    except IntegrityError:
-        # The same delivery raced us in another transaction, which has committed by now.
-        raced = _find(session, provider, webhook_id)
-        if raced is None:
-            raise
-        return _receipt(session, raced, new=False)
+    session.add(review)
+    session.flush()
     return ReviewReceipt(review, transition, new=True)
 
 
-def _find(session: Session, provider: str, webhook_id: str) -> Review | None:
-    return session.scalar(
+def first_answer(session: Session, provider: str, webhook_id: str) -> VendorReceipt | None:
+    """The receipt of the message this webhook id already names, if any."""
+    review = session.scalar(
         select(Review).where(Review.provider == provider, Review.webhook_id == webhook_id)
     )
+    if review is not None:
+        transition = session.get(Transition, review.transition_id) if review.transition_id else None
+        return ReviewReceipt(review, transition, new=False)
+    ready = find_by_key(session, Source.vendor, review_key(provider, webhook_id))
+    if ready is not None:
+        return ReadyReceipt(ready, new=False)
+    return None
 
 
-def _receipt(session: Session, review: Review, *, new: bool) -> ReviewReceipt:
-    transition = session.get(Transition, review.transition_id) if review.transition_id else None
-    return ReviewReceipt(review, transition, new=new)
+def _claim(session: Session, provider: str, webhook_id: str) -> VendorReceipt | None:
+    """Take the webhook id for the message being recorded; None when taken. Two messages with
+    one id sent at once: the unique key lets one through, the other gets its receipt."""
+    try:
+        with session.begin_nested():
+            session.add(VendorMessage(provider=provider, webhook_id=webhook_id))
+    except IntegrityError:
+        # The other message's transaction has committed by now.
+        raced = first_answer(session, provider, webhook_id)
+        if raced is None:
+            raise
+        return raced
+    return None
 
 
 def record_vendor_ready(
     session: Session, *, provider: str, external_id: str, webhook_id: str
-) -> tuple[Transition, bool]:
-    """The vendor says the learner's software is ready: a conditional ready_to_start."""
+) -> VendorReceipt:
+    """The vendor says the learner's software is ready: a conditional ready_to_start. An id
+    already used returns that message's first receipt and changes nothing."""
     require_provider(provider)
+    seen = first_answer(session, provider, webhook_id)
+    if seen is not None:
+        return seen
     attempt = find_attempt_for_vendor(session, provider, attempt_code=None, external_id=external_id)
-    if attempt.archived_at is not None:
-        raise NotFound(f"provider {provider!r} has no such attempt")
-    return record_transition(
+    raced = _claim(session, provider, webhook_id)
+    if raced is not None:
+        return raced
+    transition, new = record_transition(
         session,
         attempt_id=attempt.id,
         to_status=Status.ready_to_start,
         source=Source.vendor,
         idempotency_key=review_key(provider, webhook_id),
     )
+    return ReadyReceipt(transition, new)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import logging
 import math
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+import sqlalchemy.exc
 from sqlalchemy import Connection, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -18,6 +22,7 @@ from proctoring.clock import utcnow
 from proctoring.db import wake
 from proctoring.errors import Conflict, NotFound
 from proctoring.models import (
+    KEY_LENGTH,
     Attempt,
     AttemptHistory,
     Exam,
@@ -30,6 +35,8 @@ from proctoring.models import (
 )
 from proctoring.providers import allows_timed_out_state
 from proctoring.statuses import Source, Status
+
+log = logging.getLogger(__name__)
 
 APPLY = "apply"
 REVIEW_NOT_APPLIED = (
@@ -216,7 +223,7 @@ def apply_transitions(
         attempts += lock_attempts(
             session, _oldest_pending_attempts(session, drain, exclude=attempt_ids), skip_locked=True
         )
-    return apply_pending(session, attempts)
+    return apply_pending(session, attempts, named=attempt_ids)
 
 
 def _oldest_pending_attempts(session: Session, limit: int, exclude: set[int]) -> list[int]:
@@ -254,14 +261,80 @@ def apply_pending_transitions(session: Session, attempt: Attempt) -> list[Transi
     return apply_pending(session, [attempt])
 
 
-def apply_pending(session: Session, attempts: Sequence[Attempt]) -> list[Transition]:
+# The connection or the database itself is in trouble: the whole transaction is lost, and
+# only trying it all again later helps.
+_WHOLE_TRANSACTION = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
+)
+
+
+def apply_pending(
+    session: Session, attempts: Sequence[Attempt], *, named: Collection[int] | None = None
+) -> list[Transition]:
     """Apply the pending requests of these locked attempts, each attempt's oldest first.
 
     A handful of statements for the whole batch: the pending requests, the exams and the held
-    reviews are read at once, and the writes go out in one flush.
+    reviews are read at once, and the writes go out in one flush, inside one savepoint.
+
+    One attempt's failure is its own. When an attempt spoils the batch, the batch is rolled
+    back to its savepoint and each attempt is applied again alone, in a savepoint of its own:
+    the others are applied, and the one that fails again has its pending requests end
+    ``failed`` with the reason (for an operator to replay) if it is one of ``named`` (the
+    attempts the caller was asked to apply; all of them by default), or left pending for the
+    task that names it when it was only drained along.
     """
     if not attempts:
         return []
+    try:
+        with _savepoint(session):
+            return _apply_batch(session, attempts)
+    except _WHOLE_TRANSACTION:
+        raise
+    except Exception as exc:
+        log.warning("a batch of %d attempts failed (%s); applying each alone", len(attempts), exc)
+    done: list[Transition] = []
+    for attempt in attempts:
+        attempt_id = session.identity_key(instance=attempt)[1][0]
+        try:
+            with _savepoint(session):
+                done.extend(_apply_batch(session, [attempt]))
+        except _WHOLE_TRANSACTION:
+            raise
+        except Exception as exc:
+            if named is None or attempt_id in named:
+                log.warning("attempt %s could not be applied: %s", attempt_id, exc)
+                _fail_attempt(session, attempt_id, exc)
+    return done
+
+
+@contextmanager
+def _savepoint(session: Session) -> Iterator[None]:
+    """A savepoint whose wake-ups are forgotten with it when it is rolled back."""
+    wakeups = session.info.setdefault("wakeups", [])
+    before = len(wakeups)
+    try:
+        with session.begin_nested():
+            yield
+    except BaseException:
+        del wakeups[before:]
+        raise
+
+
+def _fail_attempt(session: Session, attempt_id: int, exc: Exception) -> None:
+    reason = str(exc).splitlines()[0] if str(exc) else ""
+    pending = session.scalars(
+        select(Transition.id).where(
+            Transition.attempt_id == attempt_id, Transition.state == TransitionState.pending
+        )
+    ).all()
+    fail_transitions(
+        session, pending, f"could not be applied: {type(exc).__name__}: {reason}"[:2000]
+    )
+
+
+def _apply_batch(session: Session, attempts: Sequence[Attempt]) -> list[Transition]:
     by_id = {a.id: a for a in attempts}
     pending = session.scalars(
         select(Transition)
@@ -515,8 +588,15 @@ def _release_held_reviews(batch: _Batch, attempt: Attempt, exam: Exam) -> list[T
 
 
 def review_key(provider: str, webhook_id: str) -> str:
-    """The idempotency key of a vendor's request: its webhook id, within its provider."""
-    return f"{provider}:{webhook_id}"
+    """The idempotency key of a vendor's request: its webhook id, within its provider.
+
+    A webhook id may be as long as the key column itself: a key that would not fit is kept
+    as a digest of itself, so any id the API accepts has its key.
+    """
+    key = f"{provider}:{webhook_id}"
+    if len(key) <= KEY_LENGTH:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
 # --- the pipeline's bookkeeping ---------------------------------------------------------------

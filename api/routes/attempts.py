@@ -88,7 +88,10 @@ def create_attempt(
 ) -> AttemptOut:
     """A learner creates their own attempt; staff name the learner with `user_id`. An attempt
     always starts `created`; a second one for the same learner and exam is a 409 until staff
-    archive the first."""
+    archive the first. Only staff or the LMS set `external_id`, the vendor's session id (a
+    learner who sends one for themselves gets a 403); a session id already held by a live
+    attempt of the exam's vendor is a 409. An attempt at an exam that is not proctored is
+    never `taking_as_proctored`, whatever was asked."""
     with uow() as session:
         row = attempts.create_attempt(
             session,

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Header, Path, Request, Response
 
 from api.deps import UoW
-from api.present import errors
+from api.present import errors, vendor_answer
 from api.routing import VendorRoute
 from api.schemas import ReviewIn, ReviewOut, TransitionAccepted
 from proctoring import reviews
@@ -22,11 +22,14 @@ SIGNING = (
     "Signed as the Standard Webhooks specification says: headers `webhook-id`, "
     "`webhook-timestamp` (Unix seconds, within 5 minutes) and `webhook-signature` "
     "(`v1,<base64 HMAC-SHA256 of id.timestamp.body>` with one of the provider's `whsec_` "
-    "secrets). The signature is checked before anything is looked up; a repeated "
-    "`webhook-id` gets the first answer again and changes nothing, and a `webhook-id` "
-    "already used for another request is a 409."
+    "secrets). The signature is checked before anything is looked up. A `webhook-id` names "
+    "one message of the provider, whichever route it came to: a second message with an id "
+    "already used (a repeat, or another body) gets the first message's answer again and "
+    "changes nothing, a review's answer or a ready notice's as the first message was."
 )
-WebhookId = Annotated[str, Header(alias="webhook-id", description="Unique per message.")]
+WebhookId = Annotated[
+    str, Header(alias="webhook-id", description="Unique per message; at most 255 characters.")
+]
 WebhookTimestamp = Annotated[str, Header(alias="webhook-timestamp", description="Unix seconds.")]
 WebhookSignature = Annotated[
     str,
@@ -40,8 +43,8 @@ WebhookSignature = Annotated[
 @router.post(
     "/v1/providers/{provider}/reviews",
     status_code=202,
-    response_model=ReviewOut,
-    responses=errors(401, 404, 409),
+    response_model=ReviewOut | TransitionAccepted,
+    responses=errors(401, 404),
     summary="Post a review result",
     description="The vendor's verdict on a recorded session. The word in `status` is mapped "
     "with the provider's vocabulary: a passing word verifies the attempt, `not_reviewed` makes "
@@ -76,7 +79,7 @@ def post_review(
     webhook_id: WebhookId,
     webhook_timestamp: WebhookTimestamp,
     webhook_signature: WebhookSignature,
-) -> ReviewOut:
+) -> ReviewOut | TransitionAccepted:
     if review.attempt_code is None and review.external_id is None:
         raise Invalid("name the attempt with attempt_code or external_id")
     with uow() as session:
@@ -90,20 +93,14 @@ def post_review(
             reviewed_by=review.reviewed_by,
             comments=review.comments,
         )
-        return ReviewOut(
-            review_id=receipt.review.id,
-            attempt_id=receipt.review.attempt_id,
-            outcome=receipt.review.outcome,
-            state=receipt.state.value,
-            transition_id=receipt.transition_id,
-        )
+        return vendor_answer(receipt)
 
 
 @router.post(
     "/v1/providers/{provider}/attempts/{external_id}/ready",
     status_code=202,
-    response_model=TransitionAccepted,
-    responses=errors(401, 404, 409),
+    response_model=TransitionAccepted | ReviewOut,
+    responses=errors(401, 404),
     summary="The learner's proctoring software is ready",
     description="Moves the attempt to `ready_to_start` if it is still `created` or "
     "`download_software_clicked`; later, the request ends `noop`. The body may be empty. "
@@ -118,12 +115,12 @@ def post_ready(
     webhook_id: WebhookId,
     webhook_timestamp: WebhookTimestamp,
     webhook_signature: WebhookSignature,
-) -> TransitionAccepted:
+) -> TransitionAccepted | ReviewOut:
     with uow() as session:
-        transition, _ = reviews.record_vendor_ready(
+        receipt = reviews.record_vendor_ready(
             session,
             provider=request.state.provider,
             external_id=external_id,
             webhook_id=request.state.webhook_id,
         )
-        return TransitionAccepted(transition_id=transition.id, state=transition.state.value)
+        return vendor_answer(receipt)

@@ -13,7 +13,7 @@ from tests.api.conftest import Queue, World, bearer, new_id
 
 
 def test_a_learner_creates_their_own_attempt(world: World) -> None:
-    attempt = world.new_attempt(external_id="vendor-1")
+    attempt = world.new_attempt()
     assert attempt["status"] == "created" and attempt["user_id"] == world.learner
     assert attempt["taking_as_proctored"] is True and attempt["is_sample_attempt"] is False
     assert len(attempt["attempt_code"]) >= 32
@@ -272,3 +272,45 @@ def test_credit_is_read_by_the_learner_and_course_staff(world: World, uow: UnitO
         ).status_code
         == 403
     )
+
+
+def test_a_learner_may_not_name_a_vendor_session(world: World, uow: UnitOfWork) -> None:
+    victim = world.new_attempt(exam=world.exam, external_id=f"victim-session-{world.exam}")
+    url = f"/v1/exams/{world.exam}/attempts"
+    for body in (
+        {"external_id": victim["external_id"]},
+        {"external_id": "any-session", "user_id": world.other},
+    ):
+        taken = world.client.post(url, json=body, headers=bearer(world.other))
+        assert taken.status_code == 403, taken.text
+        assert "external_id" in taken.json()["detail"]
+    # Without one the learner may create their attempt; staff may give them a session.
+    assert world.client.post(url, json={}, headers=bearer(world.other)).status_code == 201
+
+
+def test_a_session_already_held_is_a_409(world: World) -> None:
+    session_id = f"held-session-{new_id()}"
+    first = world.new_attempt(external_id=session_id)
+    other_exam = world.new_exam()
+    url = f"/v1/exams/{other_exam}/attempts"
+    body = {"user_id": world.other, "external_id": session_id}
+    second = world.client.post(url, json=body, headers=bearer(world.staff))
+    assert second.status_code == 409, second.text
+    assert session_id in second.json()["detail"]
+    archived = world.client.delete(
+        f"/v1/attempts/{first['attempt_id']}", headers=bearer(world.staff)
+    )
+    assert archived.status_code == 204
+    again = world.client.post(url, json=body, headers=bearer(world.staff))
+    assert again.status_code == 201, again.text
+
+
+def test_an_attempt_at_a_timed_exam_is_not_proctored(world: World) -> None:
+    timed = world.new_exam(is_proctored=False)
+    answer = world.client.post(
+        f"/v1/exams/{timed}/attempts",
+        json={"taking_as_proctored": True},
+        headers=bearer(world.learner),
+    )
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["taking_as_proctored"] is False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
 
 import pytest
@@ -172,3 +173,37 @@ def test_vendor_ready(world: World, uow: UnitOfWork) -> None:
         "/v1/providers/acme/attempts/nope/ready", content=raw, headers=signed("acme", b"")[1]
     )
     assert missing.status_code == 404
+
+
+def test_a_webhook_id_names_one_message_whichever_route(world: World, uow: UnitOfWork) -> None:
+    attempt = world.new_attempt(exam=world.new_exam(), external_id=f"sess-{uuid.uuid4().hex}")
+    one_id = f"msg_{uuid.uuid4().hex}"
+    raw, headers = signed("acme", b"", webhook_id=one_id)
+    url = f"/v1/providers/acme/attempts/{attempt['external_id']}/ready"
+    notice = world.client.post(url, content=raw, headers=headers)
+    assert notice.status_code == 202, notice.text
+    review = post(
+        world,
+        "acme",
+        {"external_id": attempt["external_id"], "status": "passed"},
+        webhook_id=one_id,
+    )
+    assert review.status_code == 202, review.text
+    assert review.json() == notice.json()
+    with uow() as session:
+        stored = session.scalar(
+            select(func.count()).select_from(Review).where(Review.webhook_id == one_id)
+        )
+    assert stored == 0
+
+
+@pytest.mark.parametrize("length", [251, 255])
+def test_a_long_webhook_id_fits(world: World, uow: UnitOfWork, length: int) -> None:
+    attempt = submitted(world, uow)
+    webhook_id = ("m" * length)[:-32] + uuid.uuid4().hex
+    body = {"attempt_code": attempt["attempt_code"], "status": "passed"}
+    response = post(world, "acme", body, webhook_id=webhook_id)
+    assert response.status_code == 202, response.text
+    assert response.json()["state"] == "applied"
+    again = post(world, "acme", body, webhook_id=webhook_id)
+    assert again.json() == response.json()

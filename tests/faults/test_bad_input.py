@@ -1077,12 +1077,13 @@ def build(s: Setup) -> Corpus:
         first=s.ready,
     )
     c.add(
-        "ready: the same webhook-id, another attempt",
+        "ready: the same webhook-id, another attempt (one id, one message: the first answer)",
         "POST",
         ready.path,
-        409,
+        202,
         webhook("acme", b"", webhook_id=s.ready_id),
         b"",
+        first=s.ready,
     )
     c.add(
         "ready: the same webhook-id, as another vendor",

@@ -6,13 +6,14 @@ import itertools
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from config import get_settings
 from proctoring import reviews, transitions
-from proctoring.attempts import archive_attempt
-from proctoring.errors import Invalid, NotFound
-from proctoring.models import Attempt, Review, ReviewState, Transition, TransitionState
+from proctoring.attempts import archive_attempt, find_attempt_for_vendor
+from proctoring.errors import Conflict, Invalid, NotFound
+from proctoring.models import Attempt, Outbox, Review, ReviewState, Transition, TransitionState
 from proctoring.statuses import Status
 from tests import factories as f
 
@@ -29,6 +30,14 @@ def review(session: Session, attempt: Attempt, word: str, **kw: object) -> revie
         attempt_code=attempt.attempt_code,
         **kw,  # type: ignore[arg-type]
     )
+
+
+def ready(session: Session, external_id: str, webhook_id: str) -> reviews.ReadyReceipt:
+    receipt = reviews.record_vendor_ready(
+        session, provider="acme", external_id=external_id, webhook_id=webhook_id
+    )
+    assert isinstance(receipt, reviews.ReadyReceipt)
+    return receipt
 
 
 def submitted(session: Session, provider: str = "acme", **kw: object) -> Attempt:
@@ -202,16 +211,12 @@ def test_an_unknown_word_stores_nothing(session: Session) -> None:
 
 def test_vendor_ready_by_external_id(session: Session) -> None:
     attempt = f.attempt(session, external_id="vendor-ready-1")
-    transition, new = reviews.record_vendor_ready(
-        session, provider="acme", external_id="vendor-ready-1", webhook_id="msg_r"
-    )
-    again, new_again = reviews.record_vendor_ready(
-        session, provider="acme", external_id="vendor-ready-1", webhook_id="msg_r"
-    )
-    assert new
-    assert not new_again
-    assert again.id == transition.id
-    transitions.apply_transitions(session, [transition.id])
+    first = ready(session, "vendor-ready-1", "msg_r")
+    again = ready(session, "vendor-ready-1", "msg_r")
+    assert first.new
+    assert not again.new
+    assert again.transition.id == first.transition.id
+    transitions.apply_transitions(session, [first.transition.id])
     assert attempt.status is Status.ready_to_start
 
 
@@ -237,3 +242,149 @@ def test_a_repeat_of_a_held_review_gets_the_first_answer(session: Session) -> No
     assert again.review.state is ReviewState.applied  # as it is now
     assert (again.state, again.transition_id) == (first.state, first.transition_id)
     assert (again.state, again.transition_id) == (ReviewState.held, None)
+
+
+# --- one webhook id, one message ----------------------------------------------------------------
+
+
+def _count(session: Session, model: type[object]) -> int:
+    return session.scalar(select(func.count()).select_from(model)) or 0
+
+
+def test_a_review_with_a_ready_notices_id_gets_the_notices_answer(session: Session) -> None:
+    attempt = f.attempt(session, external_id="sess-ready-then-review")
+    notice = ready(session, "sess-ready-then-review", "msg_shared")
+    f.move(session, attempt, "started", "learner")
+    reviews_before, transitions_before = _count(session, Review), _count(session, Transition)
+    again = review(session, attempt, "violation", webhook_id="msg_shared")
+    assert isinstance(again, reviews.ReadyReceipt)
+    assert (again.transition.id, again.new) == (notice.transition.id, False)
+    assert (_count(session, Review), _count(session, Transition)) == (
+        reviews_before,
+        transitions_before,
+    )
+    # Nothing waits for the submit, so the submit applies and nothing collides.
+    submit = f.request(session, attempt, "submitted", "learner")
+    transitions.apply_transitions(session, [submit.id])
+    assert submit.state is TransitionState.applied
+    assert attempt.status is Status.submitted
+
+
+def test_a_ready_notice_with_a_held_reviews_id_gets_the_reviews_answer(session: Session) -> None:
+    attempt = f.attempt(session, external_id="sess-review-then-ready")
+    f.move(session, attempt, "started", "learner")
+    held = review(session, attempt, "passed", webhook_id="msg_twice")
+    assert held.state is ReviewState.held
+    again = reviews.record_vendor_ready(
+        session, provider="acme", external_id="sess-review-then-ready", webhook_id="msg_twice"
+    )
+    assert isinstance(again, reviews.ReviewReceipt)
+    assert (again.review.id, again.state, again.new) == (held.review.id, ReviewState.held, False)
+    # The held review is released at the submit without colliding with anything.
+    submit = f.request(session, attempt, "submitted", "learner")
+    done = transitions.apply_transitions(session, [submit.id])
+    assert [t.state for t in done] == [TransitionState.applied, TransitionState.applied]
+    assert attempt.status is Status.verified
+
+
+def test_a_held_review_repeated_with_another_body_changes_nothing(session: Session) -> None:
+    attempt = f.attempt(session)
+    f.move(session, attempt, "started", "learner")
+    first = review(session, attempt, "passed", webhook_id="msg_other_body")
+    again = review(session, attempt, "violation", webhook_id="msg_other_body", reviewed_by="Jo")
+    assert isinstance(again, reviews.ReviewReceipt)
+    assert (again.review.id, again.review.outcome) == (first.review.id, Status.verified)
+    f.move(session, attempt, "submitted", "learner")
+    assert attempt.status is Status.verified
+
+
+@pytest.mark.parametrize("length", [200, 250, 251, 255])
+def test_a_webhook_id_of_any_accepted_length_fits(session: Session, length: int) -> None:
+    held_attempt = f.attempt(session)
+    f.move(session, held_attempt, "started", "learner")
+    held = review(session, held_attempt, "passed", webhook_id="h" * length)
+    applied = review(session, submitted(session), "passed", webhook_id="a" * length)
+    notice = ready(
+        session,
+        f.attempt(session, external_id=f"sess-long-{length}").external_id or "",
+        "r" * length,
+    )
+    f.move(session, held_attempt, "submitted", "learner")
+    session.flush()
+    keys = session.scalars(
+        select(Transition.idempotency_key).where(
+            Transition.id.in_(
+                [held.review.transition_id, applied.transition_id, notice.transition.id]
+            )
+        )
+    ).all()
+    assert len(keys) == 3
+    assert all(len(k) <= 255 for k in keys)
+    assert len(set(keys)) == 3
+    assert held_attempt.status is Status.verified
+
+
+# --- one vendor session, one live attempt ------------------------------------------------------
+
+
+def test_a_session_id_is_held_by_one_live_attempt_of_its_vendor(session: Session) -> None:
+    holder = f.attempt(session, f.exam(session, provider="acme"), external_id="sess-one")
+    with pytest.raises(Conflict) as taken:
+        f.attempt(session, f.exam(session, provider="acme"), external_id="sess-one")
+    assert "sess-one" in taken.value.detail
+    # Another vendor's session may have the same name.
+    f.attempt(session, f.exam(session, provider="cleanview"), external_id="sess-one")
+    archive_attempt(session, holder.id)
+    successor = f.attempt(session, f.exam(session, provider="acme"), external_id="sess-one")
+    found = find_attempt_for_vendor(session, "acme", attempt_code=None, external_id="sess-one")
+    assert found.id == successor.id
+
+
+def test_the_database_keeps_a_session_to_one_live_attempt(session: Session) -> None:
+    exam = f.exam(session, provider="acme")
+    f.attempt(session, exam, external_id="sess-db")
+    with pytest.raises(IntegrityError), session.begin_nested():
+        session.add(
+            Attempt(
+                exam_id=exam.id,
+                user_id=f.user(session).user_id,
+                status=Status.created,
+                attempt_code="code-sess-db",
+                external_id="sess-db",
+                provider="acme",
+                taking_as_proctored=True,
+                is_sample_attempt=False,
+            )
+        )
+
+
+def test_an_archived_attempt_no_longer_holds_its_session(session: Session) -> None:
+    attempt = submitted(session, external_id="sess-archived")
+    archive_attempt(session, attempt.id)
+    with pytest.raises(NotFound):
+        reviews.record_review(
+            session,
+            provider="acme",
+            webhook_id="m-arch",
+            status="passed",
+            external_id="sess-archived",
+        )
+    with pytest.raises(NotFound):
+        reviews.record_vendor_ready(
+            session, provider="acme", external_id="sess-archived", webhook_id="m-arch-ready"
+        )
+
+
+def test_an_attempt_at_a_timed_exam_is_never_taken_as_proctored(session: Session) -> None:
+    attempt = f.attempt(session, f.exam(session, is_proctored=False), taking_as_proctored=True)
+    assert attempt.taking_as_proctored is False
+    f.move(session, attempt, "started", "learner")
+    submit = f.move(session, attempt, "submitted", "learner")
+    assert "email" not in [
+        o.kind.value
+        for o in session.scalars(select(Outbox).where(Outbox.transition_id == submit.id))
+    ]
+    receipt = review(session, attempt, "violation", reviewed_by="Jo")
+    assert isinstance(receipt, reviews.ReviewReceipt)
+    assert receipt.review.state is ReviewState.stored
+    assert attempt.status is Status.submitted

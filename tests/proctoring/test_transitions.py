@@ -12,8 +12,17 @@ from proctoring import transitions
 from proctoring.clock import utcnow
 from proctoring.db import pending_wakeups
 from proctoring.errors import Conflict, NotFound
-from proctoring.models import Attempt, AttemptHistory, Outbox, Transition, TransitionState
+from proctoring.models import (
+    Attempt,
+    AttemptHistory,
+    Outbox,
+    Review,
+    ReviewState,
+    Transition,
+    TransitionState,
+)
 from proctoring.statuses import Source, Status
+from proctoring.transitions import review_key
 from tests import factories as f
 
 
@@ -476,3 +485,61 @@ def test_a_failed_request_can_be_replayed(session: Session) -> None:
     assert (transition.state, transition.deliveries) == (TransitionState.pending, 0)
     transitions.apply_transitions(session, [transition.id])
     assert transition.state is TransitionState.applied
+
+
+# --- one attempt's failure is its own ----------------------------------------------------------
+
+
+def _unappliable_submit(session: Session) -> Transition:
+    """A submit that cannot be applied: the review it releases has a key a ready notice
+    already took (data recorded before a webhook id named one message only)."""
+    attempt = f.attempt(session)
+    f.move(session, attempt, "started", "learner")
+    notice = f.request(
+        session, f.attempt(session), "ready_to_start", "vendor", key=review_key("acme", "dup-1")
+    )
+    transitions.apply_transitions(session, [notice.id])
+    session.add(
+        Review(
+            attempt_id=attempt.id,
+            provider="acme",
+            webhook_id="dup-1",
+            review_status="passed",
+            outcome=Status.verified,
+            comments="",
+            received_at=utcnow(),
+            state=ReviewState.held,
+            answered_state=ReviewState.held,
+        )
+    )
+    return f.request(session, attempt, "submitted", "learner")
+
+
+def _woken_outbox_rows_exist(session: Session) -> bool:
+    woken = [w.id for w in pending_wakeups(session) if w.kind != transitions.APPLY]
+    found = session.scalars(select(Outbox.id).where(Outbox.id.in_(woken))).all()
+    return sorted(found) == sorted(set(woken))
+
+
+def test_a_drained_attempt_that_fails_leaves_the_named_ones_applied(session: Session) -> None:
+    bad = _unappliable_submit(session)
+    good = f.request(session, f.attempt(session), "started", "learner")
+    done = transitions.apply_transitions(session, [good.id], drain=100)
+    assert [t.id for t in done] == [good.id]
+    assert good.state is TransitionState.applied
+    assert bad.state is TransitionState.pending  # left for the task that names it
+    assert _woken_outbox_rows_exist(session)
+    # Its own task fails it alone, with the reason, for an operator to replay.
+    transitions.apply_transitions(session, [bad.id], drain=100)
+    assert bad.state is TransitionState.failed
+    assert bad.detail is not None and bad.detail.startswith("could not be applied: ")
+
+
+def test_a_named_attempt_that_fails_fails_alone(session: Session) -> None:
+    bad = _unappliable_submit(session)
+    good = f.request(session, f.attempt(session), "started", "learner")
+    later = f.request(session, f.attempt(session), "started", "learner")
+    transitions.apply_transitions(session, [good.id, bad.id])
+    assert (good.state, bad.state) == (TransitionState.applied, TransitionState.failed)
+    assert later.state is TransitionState.pending  # not named, not drained: untouched
+    assert _woken_outbox_rows_exist(session)
