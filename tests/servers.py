@@ -27,9 +27,23 @@ def free_port() -> int:
 class _Collector:
     def __init__(self, delay: float, refuse: Callable[[], bool]) -> None:
         self.messages: list[EmailMessage] = []
+        self.envelopes: list[tuple[str, list[str], bool]] = []
         self.delay = delay
         self.refuse = refuse
         self.lock = threading.Lock()
+        self.recipient_replies: dict[str, list[str | None]] = {}
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        with self.lock:
+            replies = self.recipient_replies.get(address, [None])
+            reply = replies.pop(0) if len(replies) > 1 else replies[0]
+        if reply is not None:
+            return reply
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.delay:
@@ -39,17 +53,21 @@ class _Collector:
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self.lock:
             self.messages.append(message)  # type: ignore[arg-type]
+            self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.smtp_utf8))
         return "250 OK"
 
 
 class SMTPServer:
-    """aiosmtpd on a free port; ``messages`` holds what it accepted."""
+    """aiosmtpd on a free port; ``messages`` holds what it accepted. ``smtputf8`` advertises
+    SMTPUTF8."""
 
-    def __init__(self, delay: float = 0.0) -> None:
+    def __init__(self, delay: float = 0.0, *, smtputf8: bool = False) -> None:
         self.port = free_port()
         self._refusing = 0
         self._handler = _Collector(delay, self._refuse)
-        self._controller = Controller(self._handler, hostname="127.0.0.1", port=self.port)
+        self._controller = Controller(
+            self._handler, hostname="127.0.0.1", port=self.port, enable_SMTPUTF8=smtputf8
+        )
 
     def _refuse(self) -> bool:
         if self._refusing:
@@ -60,6 +78,12 @@ class SMTPServer:
     def refuse_next(self, count: int) -> None:
         self._refusing = count
 
+    def refuse_recipient(self, address: str, reply: str, times: int | None = None) -> None:
+        """Answer RCPT for ``address`` with ``reply``: ``times`` times, or always if None."""
+        with self._handler.lock:
+            replies: list[str | None] = [reply] if times is None else [reply] * times + [None]
+            self._handler.recipient_replies[address] = replies
+
     @property
     def url(self) -> str:
         return f"smtp://127.0.0.1:{self.port}"
@@ -68,6 +92,12 @@ class SMTPServer:
     def messages(self) -> list[EmailMessage]:
         with self._handler.lock:
             return list(self._handler.messages)
+
+    @property
+    def envelopes(self) -> list[tuple[str, list[str], bool]]:
+        """(MAIL FROM, RCPT TOs, SMTPUTF8 asked) of each accepted message."""
+        with self._handler.lock:
+            return list(self._handler.envelopes)
 
     def start(self) -> SMTPServer:
         self._controller.start()
