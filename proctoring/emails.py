@@ -25,7 +25,7 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import jinja2
 from sqlalchemy import delete, select, update
@@ -196,25 +196,53 @@ class Unavailable(Exception):
         self.reason = reason
 
 
-class SMTPBackend:
-    """smtp://host:port, smtps://…, with user and password if given; one connection reused."""
+class InsecureLogin(Unavailable):
+    """A password would cross the network in clear: a configuration to fix, not a message."""
 
-    def __init__(self, url: str, timeout: float = 30.0) -> None:
+
+_URL_OPTIONS = frozenset({"insecure_login"})
+_YES = frozenset({"1", "true", "yes"})
+_NO = frozenset({"0", "false", "no"})
+
+
+class SMTPBackend:
+    """smtp://host:port, smtps://…, with user and password if given; one connection reused.
+
+    With a password on smtp://, the login goes over STARTTLS, and is refused where the server
+    does not offer it unless the URL says ``?insecure_login=1``. ``ssl_context`` exists for
+    tests that trust their own certificate; by default certificates are checked as the
+    system's trust store says.
+    """
+
+    def __init__(
+        self, url: str, timeout: float = 30.0, *, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
             raise ValueError("PROCTORQ_SMTP_URL must look like smtp://host:port or smtps://…")
+        options = parse_qs(parts.query, keep_blank_values=True)
+        unknown = sorted(set(options) - _URL_OPTIONS)
+        if unknown:
+            raise ValueError(f"PROCTORQ_SMTP_URL has an unknown option: {', '.join(unknown)}")
+        insecure = options.get("insecure_login", ["0"])[-1].lower()
+        if insecure not in _YES | _NO:
+            raise ValueError("PROCTORQ_SMTP_URL: insecure_login must be 1 or 0")
+        self._insecure_login = insecure in _YES
         self._secure = parts.scheme == "smtps"
         self._host = parts.hostname
         self._port = parts.port or (465 if self._secure else 25)
         self._user = unquote(parts.username) if parts.username else None
         self._password = unquote(parts.password) if parts.password else None
         self._timeout = timeout
+        self._context = ssl_context if ssl_context is not None else ssl.create_default_context()
         self._connection: smtplib.SMTP | None = None
 
     def _connect(self) -> smtplib.SMTP:
         if self._connection is None:
             try:
                 self._connection = self._open()
+            except InsecureLogin:
+                raise
             except (smtplib.SMTPException, OSError) as exc:
                 raise Unavailable(f"cannot use the mail server: {smtp_reason(exc)}") from exc
         return self._connection
@@ -222,13 +250,22 @@ class SMTPBackend:
     def _open(self) -> smtplib.SMTP:
         if self._secure:
             connection: smtplib.SMTP = smtplib.SMTP_SSL(
-                self._host, self._port, timeout=self._timeout, context=ssl.create_default_context()
+                self._host, self._port, timeout=self._timeout, context=self._context
             )
         else:
             connection = smtplib.SMTP(self._host, self._port, timeout=self._timeout)
         try:
             connection.ehlo_or_helo_if_needed()
             if self._user is not None:
+                if not self._secure and connection.has_extn("starttls"):
+                    connection.starttls(context=self._context)
+                    connection.ehlo()
+                elif not self._secure and not self._insecure_login:
+                    raise InsecureLogin(
+                        "the mail server does not offer STARTTLS, and the password is not "
+                        "sent in clear: use smtps://, a server with STARTTLS, or add "
+                        "?insecure_login=1 to PROCTORQ_SMTP_URL"
+                    )
                 connection.login(self._user, self._password or "")
         except BaseException:
             connection.close()
@@ -400,7 +437,8 @@ def _send_each(jobs: Sequence[_Job], backend: Backend) -> list[_Outcome]:
         except Unavailable as exc:
             # The server, not this message: the rest of the batch would only fail the same way.
             rest = jobs[index:]
-            log.warning("%d e-mails not sent, to try again: %s", len(rest), exc.reason)
+            level = logging.ERROR if isinstance(exc, InsecureLogin) else logging.WARNING
+            log.log(level, "%d e-mails not sent, to try again: %s", len(rest), exc.reason)
             outcomes.extend(_Outcome(j, _Sent.later, exc.reason) for j in rest)
             break
         except (smtplib.SMTPException, OSError) as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import ssl
 from email.message import Message
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from proctoring import emails, outbox, people
 from proctoring.clock import utcnow
 from proctoring.models import Attempt, Outbox, OutboxKind, OutboxState, SentEmail
 from tests import factories as f
-from tests.servers import SMTPServer, free_port
+from tests.servers import SMTPServer, free_port, self_signed_certificate
 
 SENDER = "proctorq <noreply@proctorq.test>"
 SUPPORT = "https://support.example.test/"
@@ -184,6 +185,10 @@ def test_sent_mail_is_recorded_even_if_the_database_is_briefly_away(
 def test_the_smtp_url_is_checked() -> None:
     with pytest.raises(ValueError, match="smtp://"):
         emails.SMTPBackend("http://127.0.0.1:25")
+    with pytest.raises(ValueError, match="unknown option: tls"):
+        emails.SMTPBackend("smtp://127.0.0.1:25?tls=1")
+    with pytest.raises(ValueError, match="insecure_login"):
+        emails.SMTPBackend("smtp://u:p@127.0.0.1:25?insecure_login=maybe")
 
 
 # --- one e-mail's end is its own (SPEC §7) ----------------------------------------------------
@@ -331,3 +336,76 @@ def test_an_unforeseen_error_fails_that_email_and_the_others_are_recorded(
     )
     assert no_address_in([r.getMessage() for r in caplog.records])
     assert send(session, rows, Unforeseen(tmp_path, "")).done == []  # nothing twice
+
+
+# --- logging in (STARTTLS) -------------------------------------------------------------------
+
+LOGIN = {"mailer": "s3cret-pass"}
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return self_signed_certificate(tmp_path_factory.mktemp("tls"))
+
+
+def server_side(certificate: tuple[Path, Path]) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*certificate)
+    return context
+
+
+def trusting(certificate: tuple[Path, Path]) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(certificate[0]))
+
+
+def test_the_password_goes_over_starttls(session: Session, certificate: tuple[Path, Path]) -> None:
+    row = submitted_to(session, "ada@example.test")
+    with SMTPServer(tls_context=server_side(certificate), logins=LOGIN) as server:
+        backend = emails.SMTPBackend(
+            f"smtp://mailer:s3cret-pass@127.0.0.1:{server.port}",
+            ssl_context=trusting(certificate),
+        )
+        assert send(session, [row], backend).done == [row]
+        backend.close()
+        assert server.login_tries == [("mailer", True)]
+        assert len(server.messages) == 1
+
+
+def test_the_server_certificate_is_checked_by_default(
+    session: Session, certificate: tuple[Path, Path]
+) -> None:
+    row = submitted_to(session, "ada@example.test")
+    with SMTPServer(tls_context=server_side(certificate), logins=LOGIN) as server:
+        backend = emails.SMTPBackend(f"smtp://mailer:s3cret-pass@127.0.0.1:{server.port}")
+        result = send(session, [row], backend)
+        assert (result.done, result.failed, result.retry_ids) == ([], [], [row])
+        assert server.login_tries == [] and server.messages == []
+    detail = session.get_one(Outbox, row).detail
+    assert detail == "cannot use the mail server: SSLCertVerificationError"
+
+
+def test_the_password_is_not_sent_in_clear_unless_the_url_says_so(
+    session: Session, caplog: pytest.LogCaptureFixture
+) -> None:
+    rows = [submitted_to(session, f"learner-{n}@example.test") for n in range(2)]
+    with SMTPServer(logins=LOGIN, auth_require_tls=False) as server:  # no STARTTLS
+        url = f"smtp://mailer:s3cret-pass@127.0.0.1:{server.port}"
+        with caplog.at_level(logging.INFO, logger="proctoring.emails"):
+            refused = send(session, rows, emails.SMTPBackend(url))
+        assert (refused.done, refused.failed, refused.retry_ids) == ([], [], rows)
+        assert server.login_tries == [] and server.messages == []
+        (line,) = caplog.records
+        assert line.levelno == logging.ERROR
+        assert "does not offer STARTTLS" in line.getMessage()
+        assert "insecure_login=1" in line.getMessage()
+        assert "s3cret" not in caplog.text
+        for row in rows:
+            pending = session.get_one(Outbox, row)
+            assert pending.state is OutboxState.pending
+            assert "STARTTLS" in (pending.detail or "")
+
+        insecure = emails.SMTPBackend(url + "?insecure_login=1")
+        assert send(session, rows, insecure).done == rows
+        insecure.close()
+        assert server.login_tries == [("mailer", False)]
+        assert len(server.messages) == 2
