@@ -14,6 +14,7 @@ import os
 import smtplib
 import ssl
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -206,7 +207,11 @@ _NO = frozenset({"0", "false", "no"})
 
 
 class SMTPBackend:
-    """smtp://host:port, smtps://…, with user and password if given; one connection reused.
+    """smtp://host:port, smtps://…, with user and password if given.
+
+    One connection per thread, reused: the follow-up workers run a thread pool whose threads
+    share this backend, and an SMTP session holds one conversation at a time — two threads
+    on one connection read each other's replies and can send a message to another learner.
 
     With a password on smtp://, the login goes over STARTTLS, and is refused where the server
     does not offer it unless the URL says ``?insecure_login=1``. ``ssl_context`` exists for
@@ -235,7 +240,16 @@ class SMTPBackend:
         self._password = unquote(parts.password) if parts.password else None
         self._timeout = timeout
         self._context = ssl_context if ssl_context is not None else ssl.create_default_context()
-        self._connection: smtplib.SMTP | None = None
+        self._local = threading.local()
+
+    @property
+    def _connection(self) -> smtplib.SMTP | None:
+        connection: smtplib.SMTP | None = getattr(self._local, "connection", None)
+        return connection
+
+    @_connection.setter
+    def _connection(self, connection: smtplib.SMTP | None) -> None:
+        self._local.connection = connection
 
     def _connect(self) -> smtplib.SMTP:
         if self._connection is None:
@@ -332,6 +346,7 @@ class SMTPBackend:
             self._connection = None
 
     def close(self) -> None:
+        """Ends this thread's connection."""
         if self._connection is not None:
             with contextlib.suppress(smtplib.SMTPException, OSError):
                 self._connection.quit()

@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import logging
 import ssl
+import threading
 from email.message import Message
 from pathlib import Path
 
@@ -409,3 +410,37 @@ def test_the_password_is_not_sent_in_clear_unless_the_url_says_so(
         insecure.close()
         assert server.login_tries == [("mailer", False)]
         assert len(server.messages) == 2
+
+
+def test_threads_sharing_a_backend_never_mix_their_messages() -> None:
+    """The follow-up workers run a thread pool whose threads share one backend."""
+    errors: list[str] = []
+    with SMTPServer(delay=0.02) as server:
+        backend = emails.SMTPBackend(server.url)
+
+        def send_one(n: int) -> None:
+            message = emails.build_message(
+                emails.Rendered(f"subject {n}", f"text {n}", f"<p>{n}</p>"),
+                sender=SENDER,
+                recipient=f"learner-{n}@example.test",
+                message_id=f"<transition-{n}@proctorq>",
+            )
+            try:
+                backend.send(message)
+                backend.send(message)  # a second use of this thread's connection
+            except Exception as exc:
+                errors.append(type(exc).__name__)
+            finally:
+                backend.close()
+
+        threads = [threading.Thread(target=send_one, args=(n,)) for n in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        envelopes = [recipients for _, recipients, _ in server.envelopes]
+        headers = [[str(message["To"])] for message in server.messages]
+    assert errors == []
+    assert envelopes == headers
+    expected = [[f"learner-{n}@example.test"] for n in range(6)] * 2
+    assert sorted(envelopes) == sorted(expected)
