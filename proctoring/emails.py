@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import email.policy
 import email.utils
+import enum
 import functools
 import importlib.resources
 import logging
@@ -12,7 +14,9 @@ import os
 import smtplib
 import ssl
 import tempfile
+import threading
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -22,7 +26,7 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import jinja2
 from sqlalchemy import delete, select, update
@@ -47,6 +51,7 @@ from proctoring.outbox import (
     FollowUpResult,
     RetryPolicy,
     claim,
+    fail_outbox,
     finish,
     postpone,
     postpone_until,
@@ -181,53 +186,205 @@ class FileBackend:
         pass
 
 
-class SMTPBackend:
-    """smtp://host:port, smtps://…, with user and password if given; one connection reused."""
+class Undeliverable(Exception):
+    """This one e-mail cannot be sent, and trying again cannot help (SPEC §3, §7).
 
-    def __init__(self, url: str, timeout: float = 30.0) -> None:
+    ``reason`` is stored on the follow-up and logged: it never holds an address.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Unavailable(Exception):
+    """The mail server cannot be used now: no e-mail of the batch can go, all wait to be
+    tried again. ``reason`` holds no address and no secret."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class InsecureLogin(Unavailable):
+    """A password would cross the network in clear: a configuration to fix, not a message."""
+
+
+_URL_OPTIONS = frozenset({"insecure_login"})
+_YES = frozenset({"1", "true", "yes"})
+_NO = frozenset({"0", "false", "no"})
+
+
+class SMTPBackend:
+    """smtp://host:port, smtps://…, with user and password if given.
+
+    One connection per thread, reused: the follow-up workers run a thread pool whose threads
+    share this backend, and an SMTP session holds one conversation at a time — two threads
+    on one connection read each other's replies and can send a message to another learner.
+
+    With a password on smtp://, the login goes over STARTTLS, and is refused where the server
+    does not offer it unless the URL says ``?insecure_login=1``. ``ssl_context`` exists for
+    tests that trust their own certificate; by default certificates are checked as the
+    system's trust store says.
+    """
+
+    def __init__(
+        self, url: str, timeout: float = 30.0, *, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
             raise ValueError("PROCTORQ_SMTP_URL must look like smtp://host:port or smtps://…")
+        options = parse_qs(parts.query, keep_blank_values=True)
+        unknown = sorted(set(options) - _URL_OPTIONS)
+        if unknown:
+            raise ValueError(f"PROCTORQ_SMTP_URL has an unknown option: {', '.join(unknown)}")
+        insecure = options.get("insecure_login", ["0"])[-1].lower()
+        if insecure not in _YES | _NO:
+            raise ValueError("PROCTORQ_SMTP_URL: insecure_login must be 1 or 0")
+        self._insecure_login = insecure in _YES
         self._secure = parts.scheme == "smtps"
         self._host = parts.hostname
         self._port = parts.port or (465 if self._secure else 25)
         self._user = unquote(parts.username) if parts.username else None
         self._password = unquote(parts.password) if parts.password else None
         self._timeout = timeout
-        self._connection: smtplib.SMTP | None = None
+        self._context = ssl_context if ssl_context is not None else ssl.create_default_context()
+        self._local = threading.local()
+
+    @property
+    def _connection(self) -> smtplib.SMTP | None:
+        connection: smtplib.SMTP | None = getattr(self._local, "connection", None)
+        return connection
+
+    @_connection.setter
+    def _connection(self, connection: smtplib.SMTP | None) -> None:
+        self._local.connection = connection
 
     def _connect(self) -> smtplib.SMTP:
         if self._connection is None:
-            if self._secure:
-                connection: smtplib.SMTP = smtplib.SMTP_SSL(
-                    self._host,
-                    self._port,
-                    timeout=self._timeout,
-                    context=ssl.create_default_context(),
-                )
-            else:
-                connection = smtplib.SMTP(self._host, self._port, timeout=self._timeout)
-            if self._user is not None:
-                connection.login(self._user, self._password or "")
-            self._connection = connection
+            try:
+                self._connection = self._open()
+            except InsecureLogin:
+                raise
+            except (smtplib.SMTPException, OSError) as exc:
+                raise Unavailable(f"cannot use the mail server: {smtp_reason(exc)}") from exc
         return self._connection
 
+    def _open(self) -> smtplib.SMTP:
+        if self._secure:
+            connection: smtplib.SMTP = smtplib.SMTP_SSL(
+                self._host, self._port, timeout=self._timeout, context=self._context
+            )
+        else:
+            connection = smtplib.SMTP(self._host, self._port, timeout=self._timeout)
+        try:
+            connection.ehlo_or_helo_if_needed()
+            if self._user is not None:
+                if not self._secure and connection.has_extn("starttls"):
+                    connection.starttls(context=self._context)
+                    connection.ehlo()
+                elif not self._secure and not self._insecure_login:
+                    raise InsecureLogin(
+                        "the mail server does not offer STARTTLS, and the password is not "
+                        "sent in clear: use smtps://, a server with STARTTLS, or add "
+                        "?insecure_login=1 to PROCTORQ_SMTP_URL"
+                    )
+                connection.login(self._user, self._password or "")
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
     def send(self, message: Message) -> None:
+        """Raises Undeliverable for this message alone, Unavailable when the server cannot be
+        used, and SMTPException or OSError for a passing failure of this message."""
         sender = email.utils.parseaddr(str(message["From"]))[1]
         recipient = str(message["To"])
-        raw = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))  # SMTP wants CRLF
         try:
-            self._connect().sendmail(sender, [recipient], raw)
+            self._send(message, sender, recipient)
         except (smtplib.SMTPServerDisconnected, ConnectionError):
             # A reused connection may have been closed by the server: once more, afresh.
-            self.close()
-            self._connect().sendmail(sender, [recipient], raw)
+            self._drop()
+            self._send(message, sender, recipient)
+
+    def _send(self, message: Message, sender: str, recipient: str) -> None:
+        connection = self._connect()
+        utf8 = connection.has_extn("smtputf8")
+        envelope_sender = envelope_address(sender, utf8=utf8)
+        if envelope_sender is None:
+            raise Unavailable(
+                "the sender address (PROCTORQ_EMAIL_FROM) is not ASCII and the mail server "
+                "does not offer SMTPUTF8"
+            )
+        envelope_recipient = envelope_address(recipient, utf8=utf8)
+        if envelope_recipient is None:
+            raise Undeliverable(
+                "the recipient's address is not ASCII and the mail server does not offer SMTPUTF8"
+            )
+        if envelope_recipient != recipient:
+            message.replace_header("To", envelope_recipient)
+        if envelope_sender.isascii() and envelope_recipient.isascii():
+            options: list[str] = []
+            raw = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))  # SMTP wants CRLF
+        else:
+            # RFC 6531/6532: the address travels as UTF-8, in the envelope and the headers.
+            options = ["SMTPUTF8"]
+            raw = message.as_bytes(policy=email.policy.SMTPUTF8)
+        try:
+            connection.sendmail(envelope_sender, [envelope_recipient], raw, mail_options=options)
+        except smtplib.SMTPRecipientsRefused as exc:
+            code = min(code for code, _ in exc.recipients.values())
+            if 500 <= code < 600:
+                raise Undeliverable(f"the mail server refused the recipient: {code}") from None
+            raise
+        except UnicodeError:
+            # Half a command may have gone out: this connection cannot be trusted further.
+            self._drop()
+            raise Undeliverable("the envelope cannot be encoded for the mail server") from None
+        except (smtplib.SMTPException, ConnectionError):
+            raise
+        except OSError:
+            # A time-out leaves the session in an unknown state: the next message starts afresh.
+            self._drop()
+            raise
+
+    def _drop(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(OSError):
+                self._connection.close()
+            self._connection = None
 
     def close(self) -> None:
+        """Ends this thread's connection."""
         if self._connection is not None:
             with contextlib.suppress(smtplib.SMTPException, OSError):
                 self._connection.quit()
             self._connection = None
+
+
+def envelope_address(address: str, *, utf8: bool) -> str | None:
+    """The address as a server takes it: as it is with SMTPUTF8, else ASCII, the domain
+    written in IDNA if need be. None when it cannot be written for that server."""
+    if address.isascii() or utf8:
+        return address
+    local, at, domain = address.rpartition("@")
+    if not at or not local.isascii():
+        return None
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        return None
+
+
+def smtp_reason(exc: BaseException) -> str:
+    """An error in words fit to store: its kind and the server's code, never its text,
+    which may quote an address."""
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return f"{type(exc).__name__} {exc.smtp_code}"
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = sorted({code for code, _ in exc.recipients.values()})
+        return f"{type(exc).__name__} {','.join(str(c) for c in codes)}"
+    return type(exc).__name__
 
 
 @dataclass
@@ -256,30 +413,77 @@ def send_status_emails(
        A claim younger than ``claim_seconds`` belongs to a worker sending right now: this
        delivery leaves it alone until the claim is that old (uncounted, no failed try); an
        older unsent one was left by a worker that died mid-send, and is taken over.
-    2. send, over one connection for the whole batch.
+    2. send, over one connection for the whole batch. Each e-mail comes to one of three ends:
+       sent; failed for good, with its reason (the server refused the recipient with a 5xx,
+       or the address cannot be written for that server); or to try again (a 4xx, a
+       connection error). One e-mail's end never stops the others.
     3. record: sent rows are marked sent, with patience — the message is out, so a database
-       that is briefly away is waited for rather than the e-mail sent again. A failed send
-       gives its claim back, to be tried again by the policy; the status it reports is never
-       undone.
+       that is briefly away is waited for rather than the e-mail sent again. An unsent one
+       gives its claim back: failed for good it ends ``failed`` for an operator to replay,
+       else it is tried again by the policy. The status it reports is never undone.
     """
     policy = policy or RetryPolicy()
     result = FollowUpResult()
     with uow() as session:
         jobs = _claim(session, outbox_ids, sender, support_url, claim_seconds, result)
-    sent: list[_Job] = []
-    failed: list[tuple[_Job, str]] = []
-    for job in jobs:
-        try:
-            backend.send(job.message)
-        except (smtplib.SMTPException, OSError) as exc:
-            failed.append((job, f"sending failed: {type(exc).__name__}"))
-        else:
-            sent.append(job)
-    recorded = _with_patience(lambda: _record(uow, sent, failed, policy), patience_seconds)
-    result.done.extend(job.outbox_id for job in sent)
+    outcomes = _send_each(jobs, backend)
+    recorded = _with_patience(lambda: _record(uow, outcomes, policy), patience_seconds)
+    result.done.extend(o.job.outbox_id for o in outcomes if o.state is _Sent.sent)
     result.failed.extend(recorded.failed)
     result.postponed(recorded.retry_ids, recorded.retry_after)
     return result
+
+
+class _Sent(enum.Enum):
+    sent = "sent"
+    failed = "failed"  # for good: trying again cannot help
+    later = "later"  # to try again
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    job: _Job
+    state: _Sent
+    reason: str | None = None
+
+
+def _send_each(jobs: Sequence[_Job], backend: Backend) -> list[_Outcome]:
+    """Send each e-mail; what befalls one never keeps the others from being sent or recorded."""
+    outcomes: list[_Outcome] = []
+    for index, job in enumerate(jobs):
+        try:
+            backend.send(job.message)
+        except Undeliverable as exc:
+            log.warning("the e-mail of transition %s failed: %s", job.transition_id, exc.reason)
+            outcomes.append(_Outcome(job, _Sent.failed, exc.reason))
+        except Unavailable as exc:
+            # The server, not this message: the rest of the batch would only fail the same way.
+            rest = jobs[index:]
+            level = logging.ERROR if isinstance(exc, InsecureLogin) else logging.WARNING
+            log.log(level, "%d e-mails not sent, to try again: %s", len(rest), exc.reason)
+            outcomes.extend(_Outcome(j, _Sent.later, exc.reason) for j in rest)
+            break
+        except (smtplib.SMTPException, OSError) as exc:
+            reason = f"sending failed: {smtp_reason(exc)}"
+            log.info("the e-mail of transition %s waits: %s", job.transition_id, reason)
+            outcomes.append(_Outcome(job, _Sent.later, reason))
+        except Exception as exc:
+            # Unforeseen, so it will not pass by itself: this e-mail fails, as a task's
+            # unforeseen error would, and the others are still sent and recorded. The place
+            # is logged, not the text, which may quote an address.
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            reason = f"sending failed: {type(exc).__name__}"
+            log.error(
+                "the e-mail of transition %s failed: %s at %s:%s",
+                job.transition_id,
+                reason,
+                where.filename,
+                where.lineno,
+            )
+            outcomes.append(_Outcome(job, _Sent.failed, reason))
+        else:
+            outcomes.append(_Outcome(job, _Sent.sent))
+    return outcomes
 
 
 def _claim(
@@ -432,15 +636,15 @@ class _Messages:
 
 def _record(
     uow: Callable[[], AbstractContextManager[Session]],
-    sent: Sequence[_Job],
-    failed: Sequence[tuple[_Job, str]],
+    outcomes: Sequence[_Outcome],
     policy: RetryPolicy,
 ) -> FollowUpResult:
-    """Mark what was sent; give back the claims of what failed and set their next try."""
+    """Mark what was sent; give back the claims of the others, failed or to be tried again."""
     result = FollowUpResult()
-    if not sent and not failed:
+    if not outcomes:
         return result
     now = utcnow()
+    sent = [o.job for o in outcomes if o.state is _Sent.sent]
     with uow() as session:
         if sent:
             session.execute(
@@ -453,8 +657,16 @@ def _record(
                 .where(Outbox.id.in_([job.outbox_id for job in sent]))
                 .values(state=OutboxState.done, done_at=now, detail=None)
             )
-        for job, reason in failed:
+        for outcome in outcomes:
+            if outcome.state is _Sent.sent:
+                continue
+            # Nothing went out: the claim is given back, so a retry or a replay sends afresh.
+            job, reason = outcome.job, outcome.reason or "sending failed"
             session.execute(delete(SentEmail).where(SentEmail.transition_id == job.transition_id))
+            if outcome.state is _Sent.failed:
+                fail_outbox(session, [job.outbox_id], reason)
+                result.failed.append(job.outbox_id)
+                continue
             over, wait = postpone(session, [job.outbox_id], reason, policy)
             result.failed.extend(over)
             if not over:

@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import email
 import email.policy
+import ipaddress
 import json
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 
 def free_port() -> int:
@@ -27,9 +36,25 @@ def free_port() -> int:
 class _Collector:
     def __init__(self, delay: float, refuse: Callable[[], bool]) -> None:
         self.messages: list[EmailMessage] = []
+        self.envelopes: list[tuple[str, list[str], bool]] = []
         self.delay = delay
         self.refuse = refuse
         self.lock = threading.Lock()
+        self.recipient_replies: dict[str, list[str | None]] = {}
+        self.logins: dict[str, str] = {}
+        self.login_tries: list[tuple[str, bool]] = []
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        with self.lock:
+            replies = self.recipient_replies.get(address, [None])
+            reply = replies.pop(0) if len(replies) > 1 else replies[0]
+        if reply is not None:
+            return reply
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.delay:
@@ -39,18 +64,52 @@ class _Collector:
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self.lock:
             self.messages.append(message)  # type: ignore[arg-type]
+            self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.smtp_utf8))
         return "250 OK"
+
+    def authenticate(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+    ) -> AuthResult:
+        if not isinstance(data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        login, password = data.login.decode(), data.password.decode()
+        with self.lock:
+            self.login_tries.append((login, session.ssl is not None))
+        return AuthResult(success=self.logins.get(login) == password, handled=False)
 
 
 class SMTPServer:
-    """aiosmtpd on a free port; ``messages`` holds what it accepted."""
+    """aiosmtpd on a free port; ``messages`` holds what it accepted.
 
-    def __init__(self, delay: float = 0.0) -> None:
+    ``smtputf8`` advertises SMTPUTF8; ``tls_context`` offers STARTTLS; ``logins`` (user to
+    password) enables AUTH, over TLS only unless ``auth_require_tls`` is false.
+    """
+
+    def __init__(
+        self,
+        delay: float = 0.0,
+        *,
+        smtputf8: bool = False,
+        tls_context: ssl.SSLContext | None = None,
+        logins: dict[str, str] | None = None,
+        auth_require_tls: bool = True,
+    ) -> None:
         self.port = free_port()
         self._refusing = 0
         self._handler = _Collector(delay, self._refuse)
-        self._controller = Controller(self._handler, hostname="127.0.0.1", port=self.port)
+        parameters: dict[str, Any] = {"enable_SMTPUTF8": smtputf8}
+        if tls_context is not None:
+            parameters["tls_context"] = tls_context
+        if logins is not None:
+            self._handler.logins = dict(logins)
+            parameters["authenticator"] = self._handler.authenticate
+            parameters["auth_require_tls"] = auth_require_tls
+        self._parameters = parameters
+        self._controller = self._new_controller()
         self._stopped = False
+
+    def _new_controller(self) -> Controller:
+        return Controller(self._handler, hostname="127.0.0.1", port=self.port, **self._parameters)
 
     def _refuse(self) -> bool:
         if self._refusing:
@@ -61,6 +120,12 @@ class SMTPServer:
     def refuse_next(self, count: int) -> None:
         self._refusing = count
 
+    def refuse_recipient(self, address: str, reply: str, times: int | None = None) -> None:
+        """Answer RCPT for ``address`` with ``reply``: ``times`` times, or always if None."""
+        with self._handler.lock:
+            replies: list[str | None] = [reply] if times is None else [reply] * times + [None]
+            self._handler.recipient_replies[address] = replies
+
     @property
     def url(self) -> str:
         return f"smtp://127.0.0.1:{self.port}"
@@ -70,9 +135,21 @@ class SMTPServer:
         with self._handler.lock:
             return list(self._handler.messages)
 
+    @property
+    def envelopes(self) -> list[tuple[str, list[str], bool]]:
+        """(MAIL FROM, RCPT TOs, SMTPUTF8 asked) of each accepted message."""
+        with self._handler.lock:
+            return list(self._handler.envelopes)
+
+    @property
+    def login_tries(self) -> list[tuple[str, bool]]:
+        """(user, over TLS) of each AUTH the server saw."""
+        with self._handler.lock:
+            return list(self._handler.login_tries)
+
     def start(self) -> SMTPServer:
         if self._stopped:  # a controller's event loop is closed once stopped: a new one
-            self._controller = Controller(self._handler, hostname="127.0.0.1", port=self.port)
+            self._controller = self._new_controller()
         self._controller.start()
         self._stopped = False
         return self
@@ -86,6 +163,40 @@ class SMTPServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and localhost, and its key: (cert.pem, key.pem)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "proctorq test mail server")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
 
 
 @dataclass
