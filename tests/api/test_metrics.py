@@ -154,23 +154,24 @@ def test_an_unreachable_store_stalls_neither_the_scrape_nor_other_requests(
             deadline = time.monotonic() + 3
             while time.monotonic() < deadline:
                 started = time.monotonic()
-                assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200
+                assert httpx.get(f"{base}/healthz", timeout=10).status_code == 200
                 slowest = max(slowest, time.monotonic() - started)
                 time.sleep(0.05)
             for scraper in scrapers:
                 scraper.join(30)
-            # A loop held by the scrape would keep /healthz waiting for the 2-second connect
-            # timeout at least; the margin below that is for a busy machine.
-            assert slowest < 1.5, f"/healthz took {slowest:.2f} s while /metrics was scraped"
+            # The silent database never answers: a loop held by a scrape would keep /healthz
+            # waiting for as long as it stays silent (the whole test), or for four scrapes'
+            # timeouts in a row. The bound leaves room for a busy machine.
+            assert slowest < 4, f"/healthz took {slowest:.2f} s while /metrics was scraped"
             assert len(scrapes) == 4
             for took, answer in scrapes:
                 assert answer.status_code == 200
                 assert "proctorq_store_up 0.0" in answer.text, answer.text
-                assert took < 5, f"a scrape took {took:.1f} s"
+                assert took < 8, f"a scrape took {took:.1f} s"
             # The failure is remembered: the next scrape does not wait for the store again.
             started = time.monotonic()
             assert "proctorq_store_up 0.0" in httpx.get(f"{base}/metrics", timeout=30).text
-            assert time.monotonic() - started < 1
+            assert time.monotonic() - started < 2  # under the wait for a read
         finally:
             server.should_exit = True
             serving.join(10)
