@@ -18,8 +18,8 @@ from api.app import create_app
 from config import get_settings, load_settings
 from proctoring.db import UnitOfWork, make_engine, make_session_factory
 from tests.api.conftest import World, bearer
-from tests.harness import wait_until
-from tests.servers import free_port
+from tests.support.processes import wait_until
+from tests.support.servers import free_port
 from workers.app import QUEUES
 
 

@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from tests.api.conftest import bearer, new_id, signed
-from tests.harness import Stack, wait_until
-from tests.servers import HTTPEndpoint, SMTPServer
+from tests.support.processes import Stack, wait_until
+from tests.support.servers import HTTPEndpoint, SMTPServer
 
 
 class LMS:

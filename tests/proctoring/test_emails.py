@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 from proctoring import emails, outbox, people
 from proctoring.clock import utcnow
 from proctoring.models import Attempt, Outbox, OutboxKind, OutboxState, SentEmail
-from tests import factories as f
-from tests.servers import SMTPServer, free_port, self_signed_certificate
+from tests.support import factories as f
+from tests.support.servers import SMTPServer, free_port, self_signed_certificate
 
 SENDER = "proctorq <noreply@proctorq.test>"
 SUPPORT = "https://support.example.test/"

@@ -23,7 +23,7 @@ from proctoring.models import (
 )
 from proctoring.statuses import Source, Status
 from proctoring.transitions import review_key
-from tests import factories as f
+from tests.support import factories as f
 
 
 def refusal(frm: str, to: str, attempt: Attempt) -> str:

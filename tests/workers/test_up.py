@@ -15,8 +15,8 @@ import httpx
 import jwt
 import pytest
 
-from tests.harness import wait_until
-from tests.servers import free_port
+from tests.support.processes import wait_until
+from tests.support.servers import free_port
 
 pytestmark = pytest.mark.integration
 

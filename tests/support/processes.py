@@ -28,7 +28,7 @@ from sqlalchemy import Engine
 from config import load_settings
 from proctoring.db import UnitOfWork, make_engine, make_session_factory
 from tests.conftest import TEST_ENV
-from tests.servers import free_port
+from tests.support.servers import free_port
 from workers.app import create_app
 from workers.publisher import CeleryPublisher
 

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 
 from tests.api.conftest import bearer, signed
-from tests.model import Model, ModelExam, Provider
+from tests.support.model import Model, ModelExam, Provider
 
 ACME = Provider({w: w for w in ("passed", "violation", "suspicious", "not_reviewed")}, {"passed"})
 
