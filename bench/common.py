@@ -35,7 +35,7 @@ from proctoring.models import (
 )
 from proctoring.schema import upgrade
 from proctoring.statuses import Source, Status
-from tests.conftest import REDIS_URL, create_postgres_database, drop_postgres_database
+from tests.support.databases import REDIS_URL, create_postgres_database, drop_postgres_database
 from tests.support.processes import Stack, stack, wait_until
 from workers.app import QUEUES
 

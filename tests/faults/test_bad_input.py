@@ -50,14 +50,10 @@ from api.routing import known_users
 from config import get_settings, load_settings
 from proctoring.db import UnitOfWork, make_engine, make_session_factory
 from proctoring.schema import upgrade
-from tests.api.conftest import World, bearer, token
-from tests.conftest import (
-    JWT_SECRET,
-    REDIS_URL,
-    create_postgres_database,
-    drop_postgres_database,
-    webhook_secret,
-)
+from tests.support.api import World
+from tests.support.databases import REDIS_URL, create_postgres_database, drop_postgres_database
+from tests.support.environment import JWT_SECRET, webhook_secret
+from tests.support.tokens import bearer, token
 from workers.app import create_app as create_celery
 from workers.publisher import CeleryPublisher
 

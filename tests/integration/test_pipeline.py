@@ -20,8 +20,8 @@ from proctoring.models import (
     TransitionState,
 )
 from tasks import names
-from tests.conftest import AMQP_URL
 from tests.support import scenario
+from tests.support.databases import AMQP_URL
 from tests.support.processes import Stack, stack, wait_until
 from tests.support.scenario import Seat, record, wait_final
 from tests.support.servers import HTTPEndpoint, SMTPServer

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from tasks import names
-from tests.conftest import REDIS_URL
 from tests.support import scenario
+from tests.support.databases import REDIS_URL
 from tests.support.processes import Process, stack, wait_until
 from tests.support.servers import free_port
 from workers.app import ROUTES
