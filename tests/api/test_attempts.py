@@ -9,6 +9,7 @@ from sqlalchemy import select
 from proctoring import transitions
 from proctoring.db import UnitOfWork
 from proctoring.models import Transition
+from tests.support import factories as f
 from tests.support.api import Queue, World, new_id
 from tests.support.tokens import bearer
 
@@ -246,7 +247,7 @@ def test_credit_is_read_by_the_learner_and_course_staff(world: World, uow: UnitO
                 Outbox.kind == "credit", Outbox.attempt_id == attempt["attempt_id"]
             )
         )
-        credit.settle_credit(session, list(rows), None)
+        credit.settle_credit(f.same_session(session), list(rows), None)
     mine = world.client.get(f"/v1/users/{world.learner}/credit", headers=bearer(world.learner))
     assert mine.json() == [
         {
