@@ -6,7 +6,6 @@ at its end. The schema is built by running the migrations, never by ``create_all
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -14,22 +13,33 @@ import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from config import get_settings
+from proctoring.db import make_engine, make_session_factory
+from tests.support.databases import drop_postgres_database, migrated_database, redis_database
 from tests.support.environment import TEST_ENV, UNSET
+from tests.support.summary import STATEFUL_STEPS
 
-os.environ.update(TEST_ENV)
-for stray in UNSET:
-    os.environ.pop(stray, None)
+_ENVIRONMENT = pytest.StashKey[pytest.MonkeyPatch]()
 
-from config import get_settings  # noqa: E402  (after the environment is set)
-from proctoring.db import make_engine, make_session_factory  # noqa: E402
-from tests.support.databases import (  # noqa: E402
-    drop_postgres_database,
-    migrated_database,
-    redis_database,
-)
-from tests.support.summary import STATEFUL_STEPS  # noqa: E402
 
-get_settings.cache_clear()
+def pytest_configure(config: pytest.Config) -> None:
+    """The suite's settings, for the whole session, in place before any test module is
+    collected: some build from the settings when imported (test_schemathesis.py its app, the
+    bad-input corpus the body limit). Undone when the session ends."""
+    environment = pytest.MonkeyPatch()
+    for name, value in TEST_ENV.items():
+        environment.setenv(name, value)
+    for name in UNSET:
+        environment.delenv(name, raising=False)
+    config.stash[_ENVIRONMENT] = environment
+    get_settings.cache_clear()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    environment = config.stash.get(_ENVIRONMENT, None)
+    if environment is not None:
+        environment.undo()
+    get_settings.cache_clear()
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from config import get_settings, load_settings
 from proctoring.db import UnitOfWork, make_engine, make_session_factory
 from tests.support.api import Queue, World
 from tests.support.databases import drop_postgres_database, migrated_database, redis_database
-from workers.app import create_app as create_celery
 from workers.publisher import CeleryPublisher
 
 
@@ -37,6 +36,10 @@ def broker_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def stack_parts(api_database: str, broker_url: str) -> Iterator[tuple[UnitOfWork, Any]]:
+    # Imported here, not with this module: workers.app reads the settings when imported, and
+    # pytest may import this module before tests/conftest.py has put the suite's in place.
+    from workers.app import create_app as create_celery
+
     settings = load_settings(database_url=api_database, broker_url=broker_url, _env_file=None)
     celery = create_celery(settings, current=False)
     engine = make_engine(api_database)

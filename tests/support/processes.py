@@ -29,7 +29,6 @@ from config import load_settings
 from proctoring.db import UnitOfWork, make_engine, make_session_factory
 from tests.support.environment import TEST_ENV
 from tests.support.servers import free_port
-from workers.app import create_app
 from workers.publisher import CeleryPublisher
 
 ALL_QUEUES = "transitions,credit,email,maintenance"
@@ -116,6 +115,10 @@ class Stack:
             "PYTHONUNBUFFERED": "1",
             **self.env_overrides,
         }
+        # Imported here: workers.app reads the settings when imported, and conftest files
+        # import this module before the suite's settings are in place (tests/conftest.py).
+        from workers.app import create_app
+
         settings = load_settings(
             database_url=self.database_url,
             broker_url=self.broker_url,
