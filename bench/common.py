@@ -35,8 +35,8 @@ from proctoring.models import (
 )
 from proctoring.schema import upgrade
 from proctoring.statuses import Source, Status
-from tests.conftest import REDIS_URL, create_postgres_database, drop_postgres_database
-from tests.harness import Stack, stack, wait_until
+from tests.support.databases import REDIS_URL, create_postgres_database, drop_postgres_database
+from tests.support.processes import Stack, stack, wait_until
 from workers.app import QUEUES
 
 __all__ = ["Stack", "wait_until"]

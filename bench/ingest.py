@@ -24,9 +24,9 @@ from bench import load
 from bench.common import environment, machine, report, seed
 from proctoring.models import Transition
 from proctoring.statuses import Status
-from tests.api.conftest import bearer
-from tests.harness import Stack, wait_until
-from tests.servers import free_port
+from tests.support.processes import Stack, wait_until
+from tests.support.servers import free_port
+from tests.support.tokens import bearer
 
 BODY = json.dumps({"to_status": "started", "acting_for_learner": True}).encode()
 

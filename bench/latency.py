@@ -17,7 +17,7 @@ from bench.ingest import BODY
 from bench.system import applied_times, system, wait_applied
 from proctoring.models import Transition
 from proctoring.statuses import Status
-from tests.api.conftest import bearer
+from tests.support.tokens import bearer
 
 
 def ids_of(answers: list[bytes]) -> list[int]:

@@ -17,7 +17,7 @@ from bench.common import machine, percentile, record, report, seed
 from bench.ingest import BODY
 from bench.system import publish_coalesced, system, wait_applied
 from proctoring.statuses import Status
-from tests.api.conftest import bearer
+from tests.support.tokens import bearer
 
 
 def measure(n: int, delay: float) -> tuple[float, float, float]:

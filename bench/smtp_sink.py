@@ -12,7 +12,7 @@ import time
 from multiprocessing.sharedctypes import Synchronized
 from typing import Any
 
-from tests.servers import free_port
+from tests.support.servers import free_port
 
 
 class _Counter:

@@ -15,8 +15,8 @@ from bench.ingest import server
 from bench.smtp_sink import SMTPSink
 from proctoring.db import Wakeup
 from proctoring.models import Transition, TransitionState
-from tests.harness import Stack
-from tests.servers import HTTPEndpoint
+from tests.support.processes import Stack
+from tests.support.servers import HTTPEndpoint
 from workers.publisher import CoalescingPublisher
 
 

@@ -6,110 +6,40 @@ at its end. The schema is built by running the migrations, never by ``create_all
 
 from __future__ import annotations
 
-import base64
-import json
-import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
 import redis
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
-from sqlalchemy.pool import NullPool
 
-POSTGRES_ADMIN_URL = os.environ.get(
-    "PROCTORQ_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-REDIS_URL = os.environ.get("PROCTORQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-AMQP_URL = os.environ.get("PROCTORQ_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
+from config import get_settings
+from proctoring.db import make_engine, make_session_factory
+from tests.support.databases import drop_postgres_database, migrated_database, redis_database
+from tests.support.environment import TEST_ENV, UNSET
+from tests.support.summary import STATEFUL_STEPS
 
-
-def webhook_secret(name: str) -> str:
-    """A Standard Webhooks key of 24 to 64 bytes, as the settings require."""
-    return "whsec_" + base64.b64encode(f"{name}-signing-key-for-the-tests".encode()).decode()
+_ENVIRONMENT = pytest.StashKey[pytest.MonkeyPatch]()
 
 
-CLEAN_WORDS = {
-    "Clean": "passed",
-    "Rules Violation": "violation",
-    "Suspicious": "suspicious",
-    "Not Reviewed": "not_reviewed",
-}
-
-PROVIDERS = {
-    # The default vocabulary, a second review required, time-outs kept only while created.
-    "acme": {"secrets": [webhook_secret("acme-old"), webhook_secret("acme")]},
-    # A vendor speaking its own words, that keeps the timed-out state.
-    "cleanview": {
-        "secrets": [webhook_secret("cleanview")],
-        "review_statuses": CLEAN_WORDS,
-        "passing": ["passed"],
-        "allow_timed_out_state": True,
-    },
-    # No second review, and time-outs always become submitted.
-    "strict": {
-        "secrets": [webhook_secret("strict")],
-        "require_second_review": False,
-        "allow_timed_out_state": False,
-    },
-}
-
-JWT_SECRET = "a-test-jwt-secret-that-is-long-enough-for-hs256"
-
-TEST_ENV = {
-    "PROCTORQ_PROVIDERS": json.dumps(PROVIDERS),
-    "PROCTORQ_DEFAULT_PROVIDER": "acme",
-    "PROCTORQ_JWT_SECRET": JWT_SECRET,
-    "PROCTORQ_SUPPORT_URL": "https://support.example.test/",
-    "PROCTORQ_EMAIL_FROM": "proctorq <noreply@proctorq.test>",
-}
-
-os.environ.update(TEST_ENV)
-for stray in ("PROCTORQ_SMTP_URL", "PROCTORQ_CREDIT_WEBHOOK_URL", "PROCTORQ_DATABASE_URL"):
-    os.environ.pop(stray, None)
-
-from config import get_settings  # noqa: E402  (after the environment is set)
-from proctoring.db import make_engine, make_session_factory  # noqa: E402
-from proctoring.schema import upgrade  # noqa: E402
-
-get_settings.cache_clear()
+def pytest_configure(config: pytest.Config) -> None:
+    """The suite's settings, for the whole session, in place before any test module is
+    collected: some build from the settings when imported (test_schemathesis.py its app, the
+    bad-input corpus the body limit). Undone when the session ends."""
+    environment = pytest.MonkeyPatch()
+    for name, value in TEST_ENV.items():
+        environment.setenv(name, value)
+    for name in UNSET:
+        environment.delenv(name, raising=False)
+    config.stash[_ENVIRONMENT] = environment
+    get_settings.cache_clear()
 
 
-def create_postgres_database() -> str:
-    """A fresh, empty database on the local server; returns its URL."""
-    admin = create_engine(POSTGRES_ADMIN_URL, poolclass=NullPool)
-    name = f"proctorq_test_{uuid.uuid4().hex[:12]}"
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-
-
-def drop_postgres_database(url: str) -> None:
-    name = make_url(url).database
-    admin = create_engine(POSTGRES_ADMIN_URL, poolclass=NullPool)
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
-def migrated_database(backend: str, tmp_dir: str = "") -> str:
-    url = (
-        f"sqlite:///{tmp_dir}/proctorq-{uuid.uuid4().hex[:8]}.sqlite3"
-        if backend == "sqlite"
-        else create_postgres_database()
-    )
-    engine = make_engine(url)
-    upgrade(engine)
-    engine.dispose()
-    return url
-
-
-def redis_database(offset: int = 0) -> str:
-    """A database number of the machine's Redis for this test run, apart from others'."""
-    return REDIS_URL.rsplit("/", 1)[0] + f"/{1 + (os.getpid() + offset) % 15}"
+def pytest_unconfigure(config: pytest.Config) -> None:
+    environment = config.stash.get(_ENVIRONMENT, None)
+    if environment is not None:
+        environment.undo()
+    get_settings.cache_clear()
 
 
 @pytest.fixture
@@ -157,9 +87,6 @@ def session(engine: Engine) -> Iterator[Session]:
         finally:
             test_session.close()
             transaction.rollback()
-
-
-STATEFUL_STEPS: dict[str, int] = {}
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

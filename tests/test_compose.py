@@ -1,4 +1,4 @@
-"""The production files: docker-compose.yml, the Dockerfile and .env.example.
+"""docker-compose.yml: its services and their wiring, and every command line it runs.
 
 Docker is not needed: the compose file is read as YAML and its wiring checked, and every
 `proctorq` command line it runs is checked against the real command's parser, both with
@@ -8,24 +8,22 @@ Docker is not needed: the compose file is read as YAML and its wiring checked, a
 from __future__ import annotations
 
 import functools
-import json
-import os
 import re
 import shlex
 import subprocess
 import sys
-import tomllib
-from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
-from dotenv import dotenv_values
 
-ROOT = Path(__file__).resolve().parent.parent
-COMPOSE_FILE = ROOT / "docker-compose.yml"
-DOCKERFILE = ROOT / "Dockerfile"
-ENV_EXAMPLE = ROOT / ".env.example"
+from tests.support.deployment import (
+    COMPOSE_FILE,
+    DOCKERFILE,
+    ROOT,
+    compose,
+    env_example,
+    environment_of,
+    service,
+)
 
 PYTHON_SERVICES = (
     "migrate",
@@ -40,35 +38,10 @@ LONG_RUNNING_PYTHON = tuple(name for name in PYTHON_SERVICES if name != "migrate
 WORKERS = ("worker-transitions", "worker-followups", "worker-maintenance")
 ALL_SERVICES = {"postgres", "redis", "mailpit", *PYTHON_SERVICES}
 
-# A ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?error} or ${NAME?error} in the file.
-INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<modifier>:?[-?])?")
-
-
-@functools.cache
-def compose() -> dict[str, Any]:
-    document = yaml.safe_load(COMPOSE_FILE.read_text())
-    assert isinstance(document, dict)
-    return document
-
-
-def service(name: str) -> dict[str, Any]:
-    services = compose()["services"]
-    assert name in services, f"docker-compose.yml has no {name!r} service"
-    definition = services[name]
-    assert isinstance(definition, dict)
-    return definition
-
 
 def command_of(name: str) -> list[str]:
     command = service(name)["command"]
     return shlex.split(command) if isinstance(command, str) else [str(a) for a in command]
-
-
-def environment_of(name: str) -> dict[str, str]:
-    environment = service(name).get("environment") or {}
-    if isinstance(environment, list):
-        return dict(item.split("=", 1) for item in environment)
-    return {key: str(value) for key, value in environment.items()}
 
 
 def env_files_of(name: str) -> list[str]:
@@ -93,11 +66,6 @@ def published_container_ports(name: str) -> set[int]:
         target = entry["target"] if isinstance(entry, dict) else str(entry).rsplit(":", 1)[-1]
         ports.add(int(str(target).split("/", 1)[0]))
     return ports
-
-
-@functools.cache
-def env_example() -> dict[str, str | None]:
-    return dict(dotenv_values(ENV_EXAMPLE))
 
 
 # --- the services and their wiring -----------------------------------------------------------
@@ -313,158 +281,3 @@ def test_every_command_line_is_a_proctorq_command(name: str) -> None:
     # The exact arguments parse, values included (e.g. `-c 2` is a number).
     arguments = build_parser().parse_args(command[1:])
     assert arguments.command == subcommand
-
-
-# --- the Dockerfile --------------------------------------------------------------------------
-
-
-def dockerfile_instructions() -> list[tuple[str, str]]:
-    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
-    instructions = []
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped and not stripped.startswith("#"):
-            keyword, _, rest = stripped.partition(" ")
-            instructions.append((keyword.upper(), rest.strip()))
-    return instructions
-
-
-def final_stage() -> list[tuple[str, str]]:
-    instructions = dockerfile_instructions()
-    start = max(i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM")
-    return instructions[start:]
-
-
-def test_the_image_runs_the_proctorq_command_and_defaults_to_the_api() -> None:
-    stage = final_stage()
-    assert stage[0][1].split()[0] == "python:3.11-slim"
-    commands = [json.loads(rest) for keyword, rest in stage if keyword in {"CMD", "ENTRYPOINT"}]
-    entrypoint = [json.loads(rest) for keyword, rest in stage if keyword == "ENTRYPOINT"]
-    assert commands
-    assert commands[-1][0] == "proctorq" or (entrypoint and entrypoint[-1][0] == "proctorq")
-    cmd = [json.loads(rest) for keyword, rest in stage if keyword == "CMD"][-1]
-    assert cmd == ["proctorq", "api", "--host", "0.0.0.0"]
-
-
-def test_the_image_runs_as_an_unprivileged_user() -> None:
-    users = [rest for keyword, rest in final_stage() if keyword == "USER"]
-    assert users
-    assert users[-1].split(":")[0] not in {"root", "0"}
-
-
-def test_the_image_contains_every_package_of_the_project() -> None:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    patterns = project["tool"]["setuptools"]["packages"]["find"]["include"]
-    packages = {
-        path.name
-        for path in ROOT.iterdir()
-        if (path / "__init__.py").is_file()
-        and any(re.fullmatch(p.replace("*", ".*"), path.name) for p in patterns)
-    }
-    copied = {
-        part.rstrip("/")
-        for keyword, rest in dockerfile_instructions()
-        if keyword == "COPY" and not rest.startswith("--from")
-        for part in rest.split()[:-1]
-    }
-    assert packages
-    assert packages <= copied, f"not copied into the image: {sorted(packages - copied)}"
-    assert {"pyproject.toml", project["project"]["readme"]} <= copied
-    # No test extras in the image.
-    installs = " ".join(rest for keyword, rest in dockerfile_instructions() if keyword == "RUN")
-    assert "[test]" not in installs
-
-
-# --- .env.example ----------------------------------------------------------------------------
-
-
-def test_env_example_defines_every_variable_the_compose_file_needs() -> None:
-    needed = {
-        match["name"]
-        for match in INTERPOLATION.finditer(COMPOSE_FILE.read_text())
-        if match["modifier"] not in {":-", "-"}
-    }
-    assert "POSTGRES_PASSWORD" in needed
-    missing = {name for name in needed if not env_example().get(name)}
-    assert not missing, f".env.example lacks {sorted(missing)}"
-
-
-def test_env_example_names_only_real_settings_and_they_validate() -> None:
-    from config import Settings, load_settings
-
-    values = {
-        name.removeprefix("PROCTORQ_").lower(): value
-        for name, value in env_example().items()
-        if name.startswith("PROCTORQ_") and value is not None
-    }
-    unknown = set(values) - set(Settings.model_fields)
-    assert not unknown, f".env.example sets unknown settings {sorted(unknown)}"
-    assert {"jwt_secret", "providers", "flower_basic_auth"} <= set(values)
-    values["providers"] = json.loads(values["providers"])
-    assert all(
-        secret.startswith("whsec_")
-        for provider in values["providers"].values()
-        for secret in provider["secrets"]
-    )
-    # With its placeholders replaced by real secrets, the file is a working configuration.
-    real = {
-        **values,
-        "jwt_secret": "a" * 48,
-        "flower_basic_auth": "admin:" + "b" * 24,
-        "providers": {
-            name: {**provider, "secrets": ["whsec_" + "Y2" * 16]}
-            for name, provider in values["providers"].items()
-        },
-    }
-    load_settings(_env_file=None, **real)
-
-
-SECRETS = ("PROCTORQ_JWT_SECRET", "PROCTORQ_PROVIDERS", "PROCTORQ_FLOWER_BASIC_AUTH")
-
-
-@pytest.mark.parametrize("name", SECRETS)
-def test_env_example_secrets_are_placeholders_start_up_refuses(name: str) -> None:
-    """Copied unchanged, the example file must not run: each secret stops start-up alone, with
-    one sentence that names its setting."""
-    from config import ConfigurationError, load_settings
-
-    value = env_example()[name]
-    assert value
-    field = name.removeprefix("PROCTORQ_").lower()
-    with pytest.raises(ConfigurationError) as refused:
-        load_settings(
-            _env_file=None, **{field: json.loads(value) if field == "providers" else value}
-        )
-    message = str(refused.value)
-    assert message.startswith(name), message
-    assert "placeholder" in message and "\n" not in message
-
-
-def test_the_example_postgres_password_is_refused_in_the_database_url() -> None:
-    from config import ConfigurationError, load_settings
-
-    url = environment_of("api")["PROCTORQ_DATABASE_URL"]
-    password = env_example()["POSTGRES_PASSWORD"] or ""
-    url = re.sub(r"\$\{POSTGRES_PASSWORD[^}]*\}", password, url)
-    with pytest.raises(ConfigurationError, match=r"^PROCTORQ_DATABASE_URL: .*placeholder"):
-        load_settings(_env_file=None, database_url=url)
-
-
-def test_the_command_line_stops_on_a_placeholder_with_one_sentence(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PROCTORQ_")}
-    env["PROCTORQ_JWT_SECRET"] = env_example()["PROCTORQ_JWT_SECRET"] or ""
-    env["PROCTORQ_VAR_DIR"] = str(tmp_path)
-    done = subprocess.run(
-        [sys.executable, "-m", "workers.cli", "status"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 2, done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
-    assert lines[0].startswith("proctorq: PROCTORQ_JWT_SECRET: "), lines[0]
-    assert "change-me" in lines[0] and env["PROCTORQ_JWT_SECRET"] not in lines[0]

@@ -9,7 +9,9 @@ from sqlalchemy import select
 from proctoring import transitions
 from proctoring.db import UnitOfWork
 from proctoring.models import Transition
-from tests.api.conftest import Queue, World, bearer, new_id
+from tests.support import factories as f
+from tests.support.api import Queue, World, new_id
+from tests.support.tokens import bearer
 
 
 def test_a_learner_creates_their_own_attempt(world: World) -> None:

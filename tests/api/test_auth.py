@@ -11,8 +11,9 @@ from sqlalchemy import select
 
 from proctoring.db import UnitOfWork
 from proctoring.models import User
-from tests.api.conftest import World, bearer, new_id, raw_bearer, token
-from tests.conftest import JWT_SECRET
+from tests.support.api import World, new_id
+from tests.support.environment import JWT_SECRET
+from tests.support.tokens import bearer, raw_bearer, token
 
 
 @pytest.mark.parametrize(

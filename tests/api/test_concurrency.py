@@ -18,7 +18,8 @@ from api.app import create_app
 from api.routing import known_users
 from config import get_settings
 from proctoring.db import UnitOfWork
-from tests.api.conftest import World, bearer, new_id
+from tests.support.api import World, new_id
+from tests.support.tokens import bearer
 
 CONCURRENT = 12
 THREADS = 2

@@ -12,7 +12,8 @@ from api.app import create_app
 from config import get_settings, load_settings
 from proctoring.db import UnitOfWork, make_engine, make_session_factory
 from proctoring.models import Transition
-from tests.api.conftest import World, bearer, new_id
+from tests.support.api import World, new_id
+from tests.support.tokens import bearer
 from workers.app import create_app as create_celery
 from workers.publisher import CeleryPublisher
 

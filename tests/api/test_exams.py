@@ -6,7 +6,8 @@ import uuid
 
 import pytest
 
-from tests.api.conftest import World, bearer, new_id
+from tests.support.api import World, new_id
+from tests.support.tokens import bearer
 
 
 def test_course_staff_create_and_others_may_read(world: World) -> None:

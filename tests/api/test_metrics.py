@@ -17,9 +17,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from api.app import create_app
 from config import get_settings, load_settings
 from proctoring.db import UnitOfWork, make_engine, make_session_factory
-from tests.api.conftest import World, bearer
-from tests.harness import wait_until
-from tests.servers import free_port
+from tests.support.api import World
+from tests.support.processes import wait_until
+from tests.support.servers import free_port
+from tests.support.tokens import bearer
 from workers.app import QUEUES
 
 

@@ -76,8 +76,9 @@ from api.app import create_app
 from api.routing import known_users
 from config import get_settings
 from proctoring.db import UnitOfWork
-from tests.api.conftest import World, bearer, new_id
-from tests.conftest import CLEAN_WORDS, webhook_secret
+from tests.support.api import World, new_id
+from tests.support.environment import CLEAN_WORDS, webhook_secret
+from tests.support.tokens import bearer
 
 MAX_EXAMPLES = 50
 EXCLUDED_CHECKS = [negative_data_rejection, positive_data_acceptance, object_level_authorization]

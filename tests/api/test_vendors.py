@@ -12,8 +12,9 @@ from sqlalchemy import func, select
 from proctoring import transitions
 from proctoring.db import UnitOfWork
 from proctoring.models import Review, Transition
-from tests.api.conftest import World, bearer, signed
-from tests.conftest import webhook_secret
+from tests.support.api import World
+from tests.support.environment import webhook_secret
+from tests.support.tokens import bearer, signed
 
 REVIEWS = "/v1/providers/{}/reviews"
 

@@ -11,7 +11,7 @@ import pytest
 
 from config import ConfigurationError, load_settings
 from config.settings import Settings
-from tests.conftest import webhook_secret
+from tests.support.environment import webhook_secret
 
 
 def test_defaults_work_on_one_machine(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -167,7 +167,7 @@ def test_webhook_keys_are_24_to_64_bytes_decoded(size: int, accepted: bool) -> N
 
 
 def test_the_suites_own_secrets_pass_the_rules() -> None:
-    from tests.conftest import JWT_SECRET, PROVIDERS
+    from tests.support.environment import JWT_SECRET, PROVIDERS
 
     settings = load_settings(
         _env_file=None, jwt_secret=JWT_SECRET, providers=PROVIDERS, default_provider="acme"

@@ -37,11 +37,11 @@ from proctoring.models import (
     TransitionState,
 )
 from proctoring.schema import upgrade
-from tests.api.conftest import bearer
-from tests.faults.traffic import Driver, make_stories, replay
-from tests.harness import PrivatePostgres, PrivateRedis, Stack, stack, wait_until
-from tests.model import ModelExam
-from tests.servers import HTTPEndpoint, SMTPServer
+from tests.support.model import ModelExam
+from tests.support.processes import PrivatePostgres, PrivateRedis, Stack, stack, wait_until
+from tests.support.servers import HTTPEndpoint, SMTPServer
+from tests.support.tokens import bearer
+from tests.support.traffic import Driver, make_stories, replay
 
 pytestmark = pytest.mark.faults
 

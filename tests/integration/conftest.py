@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import Stack, stack
-from tests.servers import HTTPEndpoint, SMTPServer
+from tests.support.processes import Stack, stack
+from tests.support.servers import HTTPEndpoint, SMTPServer
 
 pytestmark = pytest.mark.integration
 

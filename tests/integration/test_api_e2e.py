@@ -7,9 +7,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.conftest import bearer, new_id, signed
-from tests.harness import Stack, wait_until
-from tests.servers import HTTPEndpoint, SMTPServer
+from tests.support.api import new_id
+from tests.support.processes import Stack, wait_until
+from tests.support.servers import HTTPEndpoint, SMTPServer
+from tests.support.tokens import bearer, signed
 
 
 class LMS:

@@ -20,11 +20,11 @@ from proctoring.models import (
     TransitionState,
 )
 from tasks import names
-from tests.conftest import AMQP_URL
-from tests.harness import Stack, stack, wait_until
-from tests.integration import scenario
-from tests.integration.scenario import Seat, record, wait_final
-from tests.servers import HTTPEndpoint, SMTPServer
+from tests.support import scenario
+from tests.support.databases import AMQP_URL
+from tests.support.processes import Stack, stack, wait_until
+from tests.support.scenario import Seat, record, wait_final
+from tests.support.servers import HTTPEndpoint, SMTPServer
 
 
 def test_a_recorded_transition_is_applied_with_its_follow_ups(
@@ -211,7 +211,7 @@ def _applied(pipeline: Stack) -> int:
 def test_requests_recorded_while_redis_is_down_are_applied_when_it_returns(
     tmp_path: Path, postgres_url: str, smtp: SMTPServer
 ) -> None:
-    from tests.harness import PrivateRedis
+    from tests.support.processes import PrivateRedis
 
     broker = PrivateRedis(tmp_path / "redis").start()
     try:

@@ -8,10 +8,10 @@ import httpx
 import redis
 
 from proctoring.models import Attempt
-from tests.api.conftest import bearer, signed
-from tests.conftest import JWT_SECRET, PROVIDERS
-from tests.harness import Stack, wait_until
-from tests.integration import scenario
+from tests.support import scenario
+from tests.support.environment import JWT_SECRET, PROVIDERS
+from tests.support.processes import Stack, wait_until
+from tests.support.tokens import bearer, signed
 
 NAME = "learner-with-a-distinctive-name"
 ADDRESS = "very.private.address@learners.example.test"

@@ -9,7 +9,7 @@ from proctoring import attempts, cascade, transitions
 from proctoring.db import pending_wakeups
 from proctoring.models import Outbox, OutboxKind, OutboxState, Transition, TransitionState
 from proctoring.statuses import Source, Status
-from tests import factories as f
+from tests.support import factories as f
 
 COURSE = "course-v1:proctorq+Cascade+2026"
 

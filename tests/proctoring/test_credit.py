@@ -17,8 +17,8 @@ from proctoring.models import (
     OutboxState,
     Transition,
 )
-from tests import factories as f
-from tests.servers import HTTPEndpoint
+from tests.support import factories as f
+from tests.support.servers import HTTPEndpoint
 
 
 def credit_rows(session: Session, attempt: Attempt) -> list[str]:

@@ -10,7 +10,7 @@ from proctoring import attempts, exams, people
 from proctoring.errors import Conflict, Invalid, NotFound
 from proctoring.models import Outbox, OutboxKind, User
 from proctoring.statuses import Status
-from tests import factories as f
+from tests.support import factories as f
 
 COURSE = "course-v1:proctorq+Exams+2026"
 

@@ -11,7 +11,7 @@ from proctoring import operations, outbox, transitions
 from proctoring.clock import utcnow
 from proctoring.db import pending_wakeups
 from proctoring.models import Outbox, OutboxState, Transition
-from tests import factories as f
+from tests.support import factories as f
 
 
 def age(session: Session, seconds: int) -> None:

@@ -15,7 +15,7 @@ from proctoring.attempts import archive_attempt, find_attempt_for_vendor
 from proctoring.errors import Conflict, Invalid, NotFound
 from proctoring.models import Attempt, Outbox, Review, ReviewState, Transition, TransitionState
 from proctoring.statuses import Status
-from tests import factories as f
+from tests.support import factories as f
 
 _hooks = itertools.count(1)
 

@@ -38,9 +38,10 @@ from proctoring.models import (
     TransitionState,
 )
 from proctoring.statuses import Status
-from tests import factories as f
-from tests.conftest import CLEAN_WORDS, STATEFUL_STEPS
-from tests.model import Model, ModelExam, Provider
+from tests.support import factories as f
+from tests.support.environment import CLEAN_WORDS
+from tests.support.model import Model, ModelExam, Provider
+from tests.support.summary import STATEFUL_STEPS
 
 STATUSES = [s.value for s in Status]
 WORDS = {

@@ -10,7 +10,7 @@ from proctoring import timeouts, transitions
 from proctoring.clock import utcnow
 from proctoring.models import Attempt
 from proctoring.statuses import Source, Status
-from tests import factories as f
+from tests.support import factories as f
 
 
 def overdue(session: Session, minutes_ago: int = 100) -> Attempt:

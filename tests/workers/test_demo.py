@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import stack
+from tests.support.processes import stack
 
 pytestmark = pytest.mark.integration
 

@@ -14,10 +14,10 @@ import httpx
 import pytest
 
 from tasks import names
-from tests.conftest import REDIS_URL
-from tests.harness import Process, stack, wait_until
-from tests.integration import scenario
-from tests.servers import free_port
+from tests.support import scenario
+from tests.support.databases import REDIS_URL
+from tests.support.processes import Process, stack, wait_until
+from tests.support.servers import free_port
 from workers.app import ROUTES
 from workers.flower import basic_auth_entries, is_loopback
 

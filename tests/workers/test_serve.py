@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import wait_until
-from tests.servers import free_port
-from tests.workers.test_up import alive, descendants, nothing_configured
+from tests.support.processes import alive, descendants, nothing_configured, wait_until
+from tests.support.servers import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -15,45 +15,12 @@ import httpx
 import jwt
 import pytest
 
-from tests.harness import wait_until
-from tests.servers import free_port
+from tests.support.processes import alive, descendants, nothing_configured, wait_until
+from tests.support.servers import free_port
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def nothing_configured(var: Path) -> dict[str, str]:
-    """The environment of a fresh machine: no PROCTORQ_* at all, but for keeping ./var of
-    this test in its own folder (the same embedded defaults, somewhere else)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PROCTORQ_")}
-    env["PROCTORQ_VAR_DIR"] = str(var)
-    env["PROCTORQ_DATABASE_URL"] = f"sqlite:///{var}/proctorq.sqlite3"
-    env["PROCTORQ_BROKER_URL"] = f"sqla+sqlite:///{var}/broker.sqlite3"
-    return env
-
-
-def descendants(pid: int) -> set[int]:
-    found: set[int] = set()
-    todo = [pid]
-    while todo:
-        out = subprocess.run(
-            ["pgrep", "-P", str(todo.pop())], capture_output=True, text=True, check=False
-        )
-        for child in map(int, out.stdout.split()):
-            if child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().split()[2] == "Z")
 
 
 def start(

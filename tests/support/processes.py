@@ -27,9 +27,8 @@ from sqlalchemy import Engine
 
 from config import load_settings
 from proctoring.db import UnitOfWork, make_engine, make_session_factory
-from tests.conftest import TEST_ENV
-from tests.servers import free_port
-from workers.app import create_app
+from tests.support.environment import TEST_ENV
+from tests.support.servers import free_port
 from workers.publisher import CeleryPublisher
 
 ALL_QUEUES = "transitions,credit,email,maintenance"
@@ -116,6 +115,10 @@ class Stack:
             "PYTHONUNBUFFERED": "1",
             **self.env_overrides,
         }
+        # Imported here: workers.app reads the settings when imported, and conftest files
+        # import this module before the suite's settings are in place (tests/conftest.py).
+        from workers.app import create_app
+
         settings = load_settings(
             database_url=self.database_url,
             broker_url=self.broker_url,
@@ -348,3 +351,39 @@ class PrivatePostgres:
         with contextlib.suppress(subprocess.CalledProcessError):
             self.stop("immediate")
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+# --- process trees, for tests of what `proctorq up` and `proctorq api` start -------------
+
+
+def nothing_configured(var: Path) -> dict[str, str]:
+    """The environment of a fresh machine: no PROCTORQ_* at all, but for keeping ./var of
+    this test in its own folder (the same embedded defaults, somewhere else)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROCTORQ_")}
+    env["PROCTORQ_VAR_DIR"] = str(var)
+    env["PROCTORQ_DATABASE_URL"] = f"sqlite:///{var}/proctorq.sqlite3"
+    env["PROCTORQ_BROKER_URL"] = f"sqla+sqlite:///{var}/broker.sqlite3"
+    return env
+
+
+def descendants(pid: int) -> set[int]:
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        out = subprocess.run(
+            ["pgrep", "-P", str(todo.pop())], capture_output=True, text=True, check=False
+        )
+        for child in map(int, out.stdout.split()):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split()[2] == "Z")

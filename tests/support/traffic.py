@@ -25,8 +25,8 @@ from typing import Any
 
 import httpx
 
-from tests.api.conftest import bearer, signed
-from tests.model import Model, ModelExam, Provider
+from tests.support.model import Model, ModelExam, Provider
+from tests.support.tokens import bearer, signed
 
 ACME = Provider({w: w for w in ("passed", "violation", "suspicious", "not_reviewed")}, {"passed"})
 

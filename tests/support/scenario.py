@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from proctoring import attempts, exams, people, transitions
 from proctoring.models import AttemptHistory, Transition, TransitionState
 from proctoring.statuses import Source, Status
-from tests.harness import Stack, wait_until
+from tests.support.processes import Stack, wait_until
 
 _numbers = itertools.count(1)
 

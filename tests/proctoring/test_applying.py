@@ -1,0 +1,231 @@
+"""SPEC §4, steps 7 and 8 and what follows: what applying a request writes, its follow-ups,
+the order requests apply in, deliveries counted, and one attempt's failure kept its own, on a
+real database (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from proctoring import transitions
+from proctoring.clock import utcnow
+from proctoring.db import pending_wakeups
+from proctoring.models import (
+    Outbox,
+    Review,
+    ReviewState,
+    Transition,
+    TransitionState,
+)
+from proctoring.statuses import Status
+from proctoring.transitions import review_key
+from tests.support import factories as f
+from tests.support.factories import at, history
+
+
+def outbox_kinds(session: Session, transition: Transition) -> list[str]:
+    rows = session.scalars(
+        select(Outbox).where(Outbox.transition_id == transition.id).order_by(Outbox.id)
+    )
+    return [row.kind.value for row in rows]
+
+
+# --- step 7: writing --------------------------------------------------------------------------
+
+
+def test_the_first_start_stamps_the_start_and_the_allowed_time(session: Session) -> None:
+    attempt = f.attempt(session, f.exam(session, time_limit_mins=75))
+    transition = f.move(session, attempt, "started", "learner")
+    assert (transition.from_status, transition.result_status) == (Status.created, Status.started)
+    assert transition.applied_at is not None
+    assert attempt.started_at is not None
+    assert attempt.allowed_time_limit_mins == 75
+
+
+def test_a_due_date_shortens_the_allowed_time_to_whole_minutes_left(session: Session) -> None:
+    due = utcnow() + dt.timedelta(minutes=30, seconds=40)
+    attempt = f.attempt(session, f.exam(session, time_limit_mins=75, due_date=due))
+    f.move(session, attempt, "started", "learner")
+    assert attempt.allowed_time_limit_mins == 30
+
+
+def test_a_past_due_date_allows_no_time(session: Session) -> None:
+    due = utcnow() - dt.timedelta(minutes=5)
+    attempt = f.attempt(session, f.exam(session, time_limit_mins=75, due_date=due))
+    f.move(session, attempt, "started", "learner")
+    assert attempt.allowed_time_limit_mins == 0
+
+
+def test_only_the_first_start_stamps(session: Session) -> None:
+    attempt = at(session, f.attempt(session), "ready_to_submit")
+    first = attempt.started_at
+    f.move(session, attempt, "started", "staff")
+    assert attempt.started_at == first
+
+
+def test_submitted_stamps_completion(session: Session) -> None:
+    attempt = at(session, f.attempt(session), "started")
+    f.move(session, attempt, "submitted", "learner")
+    assert attempt.completed_at is not None
+
+
+def test_history_has_a_row_per_applied_request_only(session: Session) -> None:
+    attempt = f.attempt(session)
+    f.move(session, attempt, "started", "learner")
+    f.move(session, attempt, "started", "learner")  # noop
+    f.move(session, attempt, "verified", "learner")  # rejected
+    f.move(session, attempt, "submitted", "learner")
+    assert history(session, attempt) == [("created", "started"), ("started", "submitted")]
+
+
+# --- step 8: follow-ups -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "kinds"),
+    [
+        (["started"], []),
+        (["started", "submitted"], ["credit", "email"]),
+        (["started", "submitted", "verified"], ["credit", "email"]),
+        (["started", "submitted", "rejected"], ["credit", "cascade", "email"]),
+        (["started", "submitted", "second_review_required"], []),
+        (["declined"], ["credit", "cascade"]),
+        (["started", "error"], ["credit"]),
+        (["timed_out"], []),
+    ],
+)
+def test_follow_ups_of_each_result(session: Session, path: list[str], kinds: list[str]) -> None:
+    attempt = f.attempt(session)
+    transition = None
+    for step in path:
+        transition = f.move(session, attempt, step, "staff")
+    assert transition is not None
+    assert outbox_kinds(session, transition) == kinds
+    for kind in kinds:
+        assert kind in [w.kind for w in pending_wakeups(session)]
+
+
+def test_no_email_when_not_taken_as_proctored(session: Session) -> None:
+    attempt = at(session, f.attempt(session, taking_as_proctored=False), "started")
+    assert outbox_kinds(session, f.move(session, attempt, "submitted")) == ["credit"]
+
+
+def test_no_email_for_a_practice_exam(session: Session) -> None:
+    exam = f.exam(session, is_practice_exam=True)
+    attempt = at(session, f.attempt(session, exam), "started")
+    assert attempt.is_sample_attempt
+    assert outbox_kinds(session, f.move(session, attempt, "submitted")) == ["credit"]
+
+
+def test_a_decline_drops_proctoring_and_the_vendor_id(session: Session) -> None:
+    attempt = f.attempt(session, external_id="vendor-1")
+    f.move(session, attempt, "declined", "learner")
+    assert attempt.taking_as_proctored is False
+    assert attempt.external_id is None
+
+
+def test_a_rejection_keeps_proctoring(session: Session) -> None:
+    attempt = at(session, f.attempt(session, external_id="vendor-2"), "rejected")
+    assert attempt.taking_as_proctored is True
+    assert attempt.external_id == "vendor-2"
+
+
+# --- order ------------------------------------------------------------------------------------
+
+
+def test_pending_requests_of_an_attempt_apply_in_received_order(session: Session) -> None:
+    attempt = f.attempt(session)
+    steps = ["download_software_clicked", "ready_to_start", "started", "ready_to_submit"]
+    requests = [f.request(session, attempt, s, "learner") for s in [*steps, "submitted"]]
+    # A message for the last request applies every earlier one first.
+    transitions.apply_transitions(session, [requests[-1].id])
+    session.refresh(attempt)
+    assert [t.state for t in requests] == [TransitionState.applied] * 5
+    assert [h[1] for h in history(session, attempt)] == [*steps, "submitted"]
+    assert transitions.apply_transitions(session, [r.id for r in requests]) == []
+
+
+# --- bookkeeping ------------------------------------------------------------------------------
+
+
+def test_deliveries_are_counted_and_a_request_fails_past_the_limit(session: Session) -> None:
+    attempt = f.attempt(session)
+    transition = f.request(session, attempt, "started", "learner")
+    for _ in range(3):
+        assert transitions.count_delivery(session, [transition.id], limit=3) == [transition.id]
+    assert transitions.count_delivery(session, [transition.id], limit=3) == []
+    session.refresh(transition)
+    assert transition.state is TransitionState.failed
+    assert "gave up after 3 deliveries" in (transition.detail or "")
+
+
+def test_a_failed_request_can_be_replayed(session: Session) -> None:
+    attempt = f.attempt(session)
+    transition = f.request(session, attempt, "started", "learner")
+    transitions.fail_transitions(session, [transition.id], "database went away")
+    session.refresh(transition)
+    assert transitions.replay_transitions(session, None) == [transition.id]
+    assert (transition.state, transition.deliveries) == (TransitionState.pending, 0)
+    transitions.apply_transitions(session, [transition.id])
+    assert transition.state is TransitionState.applied
+
+
+# --- one attempt's failure is its own ----------------------------------------------------------
+
+
+def _unappliable_submit(session: Session) -> Transition:
+    """A submit that cannot be applied: the review it releases has a key a ready notice
+    already took (data recorded before a webhook id named one message only)."""
+    attempt = f.attempt(session)
+    f.move(session, attempt, "started", "learner")
+    notice = f.request(
+        session, f.attempt(session), "ready_to_start", "vendor", key=review_key("acme", "dup-1")
+    )
+    transitions.apply_transitions(session, [notice.id])
+    session.add(
+        Review(
+            attempt_id=attempt.id,
+            provider="acme",
+            webhook_id="dup-1",
+            review_status="passed",
+            outcome=Status.verified,
+            comments="",
+            received_at=utcnow(),
+            state=ReviewState.held,
+            answered_state=ReviewState.held,
+        )
+    )
+    return f.request(session, attempt, "submitted", "learner")
+
+
+def _woken_outbox_rows_exist(session: Session) -> bool:
+    woken = [w.id for w in pending_wakeups(session) if w.kind != transitions.APPLY]
+    found = session.scalars(select(Outbox.id).where(Outbox.id.in_(woken))).all()
+    return sorted(found) == sorted(set(woken))
+
+
+def test_a_drained_attempt_that_fails_leaves_the_named_ones_applied(session: Session) -> None:
+    bad = _unappliable_submit(session)
+    good = f.request(session, f.attempt(session), "started", "learner")
+    done = transitions.apply_transitions(session, [good.id], drain=100)
+    assert [t.id for t in done] == [good.id]
+    assert good.state is TransitionState.applied
+    assert bad.state is TransitionState.pending  # left for the task that names it
+    assert _woken_outbox_rows_exist(session)
+    # Its own task fails it alone, with the reason, for an operator to replay.
+    transitions.apply_transitions(session, [bad.id], drain=100)
+    assert bad.state is TransitionState.failed
+    assert bad.detail is not None and bad.detail.startswith("could not be applied: ")
+
+
+def test_a_named_attempt_that_fails_fails_alone(session: Session) -> None:
+    bad = _unappliable_submit(session)
+    good = f.request(session, f.attempt(session), "started", "learner")
+    later = f.request(session, f.attempt(session), "started", "learner")
+    transitions.apply_transitions(session, [good.id, bad.id])
+    assert (good.state, bad.state) == (TransitionState.applied, TransitionState.failed)
+    assert later.state is TransitionState.pending  # not named, not drained: untouched
+    assert _woken_outbox_rows_exist(session)
