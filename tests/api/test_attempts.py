@@ -9,7 +9,6 @@ from sqlalchemy import select
 from proctoring import transitions
 from proctoring.db import UnitOfWork
 from proctoring.models import Transition
-from tests.support import factories as f
 from tests.support.api import Queue, World, new_id
 from tests.support.tokens import bearer
 
