@@ -18,7 +18,8 @@ ADDRESS = "very.private.address@learners.example.test"
 
 
 def test_no_address_name_token_or_secret_on_the_broker_or_in_logs(pipeline: Stack) -> None:
-    client = redis.Redis.from_url(pipeline.broker_url)
+    # No read timeout: the watcher may wait long for a command while processes start.
+    client = redis.Redis.from_url(pipeline.broker_url, socket_timeout=None)
     seen: list[str] = []
     stop = threading.Event()
 
