@@ -16,6 +16,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import REGISTRY, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from proctoring.models import TransitionState
+
 log = logging.getLogger(__name__)
 
 
@@ -101,8 +103,8 @@ class BacklogCollector(Collector):
         states = GaugeMetricFamily(
             "proctorq_transitions", "Transition requests by state", labels=["state"]
         )
-        for state in ("pending", "applied", "noop", "rejected", "failed"):
-            states.add_metric([state], report["transitions_by_state"].get(state, 0))
+        for state in TransitionState:
+            states.add_metric([state.value], report["transitions_by_state"].get(state, 0))
         yield states
         if report.get("queues") is not None:
             depth = GaugeMetricFamily(

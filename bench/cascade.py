@@ -14,8 +14,9 @@ from contextlib import contextmanager
 from sqlalchemy import event, select
 
 from bench.common import environment, machine, record, report, seed
-from proctoring import cascade, transitions
+from proctoring import apply, cascade
 from proctoring.db import UnitOfWork, make_session_factory
+from proctoring.ledger import INBOX
 from proctoring.models import Outbox, OutboxKind, Transition
 from proctoring.statuses import Source, Status
 
@@ -43,9 +44,9 @@ def ordinary(uow: UnitOfWork, stack, samples: int = 200) -> float:  # type: igno
     began = time.perf_counter()
     for transition_id in ids:
         with uow.autocommit() as connection:
-            transitions.count_delivery(connection, [transition_id], 8)
+            INBOX.count_delivery(connection, [transition_id], 8)
         with uow() as session:
-            transitions.apply_transitions(session, [transition_id])
+            apply.apply_transitions(session, [transition_id])
     return (time.perf_counter() - began) / samples
 
 
@@ -54,7 +55,7 @@ def decline_in_course_of(uow: UnitOfWork, stack, exams: int) -> tuple[int, float
     attempts, _ = seed(stack, 1, Status.started, exams=exams)
     (decline,) = record(stack, attempts, Status.declined)
     with uow() as session:
-        transitions.apply_transitions(session, [decline])
+        apply.apply_transitions(session, [decline])
     with uow() as session:
         outbox_ids = session.scalars(
             select(Outbox.id).where(
@@ -75,9 +76,9 @@ def decline_in_course_of(uow: UnitOfWork, stack, exams: int) -> tuple[int, float
     for start in range(0, len(new), BATCH):  # what the apply tasks then do
         chunk = new[start : start + BATCH]
         with uow.autocommit() as connection:
-            transitions.count_delivery(connection, chunk, 8)
+            INBOX.count_delivery(connection, chunk, 8)
         with uow() as session:
-            transitions.apply_transitions(session, chunk)
+            apply.apply_transitions(session, chunk)
     seconds = time.perf_counter() - began
     return fan_out, seconds / max(1, len(new)), len(new)
 

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from proctoring.clock import utcnow
 from proctoring.db import upsert_insert, wake
 from proctoring.exams import cascade_targets
+from proctoring.ledger import APPLY
 from proctoring.models import (
     Attempt,
     Exam,
@@ -21,7 +22,6 @@ from proctoring.models import (
 )
 from proctoring.outbox import FollowUpResult, claim, finish
 from proctoring.statuses import Source, Status
-from proctoring.transitions import APPLY
 
 
 def cascade_key(transition_id: int, exam_id: int) -> str:

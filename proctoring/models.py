@@ -1,4 +1,5 @@
-"""The tables. Uniqueness rules of SPEC §1 live here as database constraints."""
+"""The tables. The uniqueness rules of docs/behaviour.md, "Entities", live here as database
+constraints."""
 
 from __future__ import annotations
 
@@ -82,6 +83,10 @@ class TransitionState(enum.StrEnum):
     noop = "noop"
     rejected = "rejected"
     failed = "failed"
+
+
+# The states a request ends in. Only an operator's replay moves one back (a failed one).
+FINAL_TRANSITION_STATES = tuple(s for s in TransitionState if s is not TransitionState.pending)
 
 
 class ReviewState(enum.StrEnum):
@@ -230,7 +235,7 @@ class Transition(Base):
     detail: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     applied_at: Mapped[dt.datetime | None]
-    # A time-out stamped with the instant the time ran out (SPEC §6).
+    # A time-out stamped with the instant the time ran out.
     expired_at: Mapped[dt.datetime | None]
     # Bookkeeping of the pipeline: how often a worker began applying this request, and
     # when the sweeper last published it again.
@@ -340,8 +345,8 @@ class Outbox(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     done_at: Mapped[dt.datetime | None]
     last_published_at: Mapped[dt.datetime | None]
-    # Retried by time (SPEC §3): nothing delivers the row before its next try; it ends
-    # `failed` once it has been failing for longer than the budget.
+    # Retried by time (docs/behaviour.md, "Retries and failure"): nothing delivers the row
+    # before its next try; it ends `failed` once it has been failing for longer than the budget.
     next_try_at: Mapped[dt.datetime | None]
     retrying_since: Mapped[dt.datetime | None]
     tries: Mapped[int] = mapped_column(Integer, default=0)
@@ -350,6 +355,7 @@ class Outbox(Base):
 
 
 __all__ = [
+    "FINAL_TRANSITION_STATES",
     "Attempt",
     "AttemptHistory",
     "Base",

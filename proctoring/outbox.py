@@ -1,4 +1,7 @@
-"""The outbox and the inbox as the pipeline sees them: claim, finish, sweep, replay."""
+"""The outbox as a follow-up sees it: claim rows, finish them, try them again later, fail them.
+
+Its books (delivery count, sweep, replay) are kept as the inbox's are: proctoring/ledger.py.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +11,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
-from sqlalchemy import Connection, Table, bindparam, func, or_, select, update
+from sqlalchemy import Connection, Table, bindparam, select, update
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import ColumnElement
 
 from proctoring.clock import utcnow
-from proctoring.db import wake
-from proctoring.models import Outbox, OutboxKind, OutboxState, Transition, TransitionState
-from proctoring.transitions import APPLY
+from proctoring.ledger import OUTBOX
+from proctoring.models import Outbox, OutboxKind, OutboxState
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """When a follow-up whose dependency is away is tried again (SPEC §3).
+    """When a follow-up whose dependency is away is tried again.
 
     The first retry comes after about a second, each wait doubles up to two minutes, and a
     random part spreads the retries of many rows after an outage. The budget is time, not a
@@ -56,11 +57,6 @@ class FollowUpResult:
         self.retry_ids.extend(outbox_ids)
         if wait is not None:
             self.retry_after = max(self.retry_after or 0.0, wait)
-
-
-def due() -> ColumnElement[bool]:
-    """Rows whose next try has come (or that were never tried)."""
-    return or_(Outbox.next_try_at.is_(None), Outbox.next_try_at <= utcnow())
 
 
 def postpone(
@@ -167,103 +163,6 @@ def finish(row: Outbox, state: OutboxState, detail: str | None = None) -> None:
     row.done_at = utcnow()
 
 
-def count_delivery(
-    executor: Session | Connection, outbox_ids: Sequence[int], limit: int
-) -> list[int]:
-    """Count a delivery of each due row before the work; fail a row that keeps killing its
-    worker. Returns the rows to work on: pending and due. A row not due yet is left alone,
-    uncounted: its own next try brings it back."""
-    if not outbox_ids:
-        return []
-    counted = executor.execute(
-        update(Outbox)
-        .where(Outbox.id.in_(outbox_ids), Outbox.state == OutboxState.pending, due())
-        .values(deliveries=Outbox.deliveries + 1)
-        .returning(Outbox.id, Outbox.deliveries)
-    ).all()
-    over = [i for i, deliveries in counted if deliveries > limit]
-    if over:
-        fail_outbox(
-            executor,
-            over,
-            f"gave up after {limit} deliveries: it kept failing or killing its worker",
-        )
-    return sorted(i for i, deliveries in counted if deliveries <= limit)
-
-
 def fail_outbox(executor: Session | Connection, outbox_ids: Sequence[int], detail: str) -> None:
-    executor.execute(
-        update(Outbox)
-        .where(Outbox.id.in_(outbox_ids), Outbox.state == OutboxState.pending)
-        .values(state=OutboxState.failed, detail=detail[:2000], done_at=utcnow())
-    )
-
-
-def sweep_inbox(session: Session, older_than: dt.timedelta, limit: int = 5000) -> int:
-    """Publish again the requests still pending a while after they were received.
-
-    This is what makes a crash between commit and publish, or a broker outage, lose nothing.
-    A row is published again at most once per ``older_than``, so a backlog is not flooded.
-    """
-    now = utcnow()
-    ids = list(
-        session.scalars(
-            select(Transition.id)
-            .where(
-                Transition.state == TransitionState.pending,
-                func.coalesce(Transition.last_published_at, Transition.received_at)
-                < now - older_than,
-            )
-            .order_by(Transition.id)
-            .limit(limit)
-        )
-    )
-    if ids:
-        session.execute(
-            update(Transition).where(Transition.id.in_(ids)).values(last_published_at=now)
-        )
-        wake(session, APPLY, ids)
-    return len(ids)
-
-
-def relay_outbox(session: Session, older_than: dt.timedelta, limit: int = 5000) -> int:
-    """Publish again the follow-ups still pending a while after they were recorded or last
-    published, whose next try has come."""
-    now = utcnow()
-    rows = session.execute(
-        select(Outbox.id, Outbox.kind)
-        .where(
-            Outbox.state == OutboxState.pending,
-            func.coalesce(Outbox.last_published_at, Outbox.created_at) < now - older_than,
-            due(),
-        )
-        .order_by(Outbox.id)
-        .limit(limit)
-    ).all()
-    if rows:
-        session.execute(
-            update(Outbox)
-            .where(Outbox.id.in_([row_id for row_id, _ in rows]))
-            .values(last_published_at=now)
-        )
-        for row_id, kind in rows:
-            wake(session, kind, [row_id])
-    return len(rows)
-
-
-def replay_outbox(session: Session, outbox_ids: Sequence[int] | None) -> list[int]:
-    """Put failed follow-ups back; None means every failed one."""
-    query = select(Outbox).where(Outbox.state == OutboxState.failed)
-    if outbox_ids is not None:
-        query = query.where(Outbox.id.in_(outbox_ids))
-    rows = session.scalars(query.order_by(Outbox.id)).all()
-    for row in rows:
-        row.state = OutboxState.pending
-        row.detail = None
-        row.done_at = None
-        row.deliveries = 0
-        row.tries = 0
-        row.retrying_since = None
-        row.next_try_at = None
-        wake(session, row.kind, [row.id])
-    return [row.id for row in rows]
+    """End these follow-ups ``failed`` with the reason: no later try can help them."""
+    OUTBOX.fail(executor, outbox_ids, detail)

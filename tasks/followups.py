@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 from config import get_settings
-from proctoring import credit, emails, outbox
+from proctoring import credit, emails
 from proctoring.db import UnitOfWork
+from proctoring.ledger import OUTBOX
 from proctoring.outbox import FollowUpResult
 from tasks import names
 from workers.app import app
-from workers.base import ProctorqTask
+from workers.base import OwnTransactionsTask
 from workers.resources import credit_webhook, email_backend, retry_policy
 
 
-@app.task(
-    base=ProctorqTask,
-    name=names.UPDATE_CREDIT,
-    count_delivery=staticmethod(outbox.count_delivery),
-    give_up=staticmethod(outbox.fail_outbox),
-    own_transactions=True,
-)
+@app.task(base=OwnTransactionsTask, name=names.UPDATE_CREDIT, ledger=OUTBOX)
 def update_credit(uow: UnitOfWork, outbox_ids: list[int]) -> FollowUpResult:
     settings = get_settings()
     webhook = credit_webhook()
@@ -32,13 +27,7 @@ def update_credit(uow: UnitOfWork, outbox_ids: list[int]) -> FollowUpResult:
     )
 
 
-@app.task(
-    base=ProctorqTask,
-    name=names.SEND_STATUS_EMAIL,
-    count_delivery=staticmethod(outbox.count_delivery),
-    give_up=staticmethod(outbox.fail_outbox),
-    own_transactions=True,
-)
+@app.task(base=OwnTransactionsTask, name=names.SEND_STATUS_EMAIL, ledger=OUTBOX)
 def send_status_email(uow: UnitOfWork, outbox_ids: list[int]) -> FollowUpResult:
     settings = get_settings()
     return emails.send_status_emails(

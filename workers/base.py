@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import random
 from collections.abc import Callable, Sequence
@@ -11,24 +12,24 @@ import sqlalchemy.exc
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 from kombu.exceptions import OperationalError as BrokerError
-from sqlalchemy import Connection
-from sqlalchemy.orm import Session
 
 from config import get_settings
 from config.logging import log_context
+from proctoring.db import UnitOfWork
+from proctoring.ledger import Ledger
 from proctoring.outbox import FollowUpResult
 from workers.app import MAX_RETRY_DELAY_SECONDS
 from workers.resources import unit_of_work
 
 log = logging.getLogger(__name__)
 
-# Errors that pass: the database or broker is away for a moment, a deadlock was broken, a
+# Transient errors: the database or broker is away for a moment, a deadlock was broken, a
 # task ran out of time. Trying again later is the whole remedy.
 #
 # IntegrityError is among them on purpose: the domain resolves the races it knows with
 # savepoints, and one it does not know (two transactions inserting the same unique row) is
 # settled by the time the retry runs. The delivery count bounds the rare one that persists.
-PASSING_ERRORS: tuple[type[BaseException], ...] = (
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     sqlalchemy.exc.OperationalError,
     sqlalchemy.exc.InterfaceError,
     sqlalchemy.exc.TimeoutError,
@@ -42,9 +43,6 @@ PASSING_ERRORS: tuple[type[BaseException], ...] = (
 # A message for a row's next try arrives this much after it: never early, so the row is due.
 DUE_MARGIN_SECONDS = 0.05
 
-Counter = Callable[[Connection, Sequence[int], int], list[int]]
-GiveUp = Callable[[Session, Sequence[int], str], None]
-
 
 def backoff(retries: int, base: float = 1.0, cap: float = MAX_RETRY_DELAY_SECONDS) -> float:
     """Exponential, capped, with full jitter: retries after an outage do not arrive together."""
@@ -52,44 +50,50 @@ def backoff(retries: int, base: float = 1.0, cap: float = MAX_RETRY_DELAY_SECOND
 
 
 class ProctorqTask(Task):  # type: ignore[misc]
-    """A task takes a list of ids (or nothing), and its function a session and those ids.
+    """What every task does around its function; a task says how its function meets the
+    database by its base, ``OneTransactionTask`` or ``OwnTransactionsTask``.
 
-    - The delivery of the ids is counted in the database, in its own commit, before the work:
-      a message that keeps failing or keeps killing its worker ends `failed` after
+    A message carries a list of ids (or nothing, for periodic work); the function is declared
+    with what the base hands it first, then those ids. Sending checks the arguments against
+    that message signature.
+
+    - With a ``ledger``, the delivery of the ids is counted in it, in its own commit, before
+      the work: a message that keeps failing or keeps killing its worker ends `failed` after
       ``max_deliveries`` with its reason, which Celery alone cannot do after a lost worker.
-    - The work runs in one unit of work: commit on success, roll back on error, publish what
-      it recorded after the commit.
-    - Passing errors are retried with backoff; any other error fails the ids at once, with
+    - Transient errors are retried with backoff; any other error fails the ids at once, with
       the error as their detail, for an operator to look at and replay.
     """
 
     abstract = True
     max_retries = 25
-    typing = False
-    count_delivery: Counter | None = None
-    give_up: GiveUp | None = None
-    # The function takes the unit of work itself and opens its own transactions (e-mail:
-    # claim, send, record) instead of running inside one.
-    own_transactions = False
+    typing = True
+    # The table the ids name: its rows' deliveries are counted and failures recorded there.
+    ledger: Ledger | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Celery builds a class per task and checks sent arguments against the function's
+        # signature; a message carries only what follows the session or unit of work.
+        super().__init_subclass__(**kwargs)
+        if "run" in cls.__dict__:
+            cls.__header__ = staticmethod(_message_signature(cls.__dict__["run"]))
 
     def __call__(self, ids: Sequence[int] | None = None) -> Any:
         with log_context(task=self.name, ids=_show(ids)):
             return self._run_counted(None if ids is None else list(ids))
 
+    def work(self, uow: UnitOfWork, ids: list[int] | None) -> Any:
+        raise NotImplementedError("a task's base says how it meets the database")
+
     def _run_counted(self, ids: list[int] | None) -> Any:
         uow = unit_of_work()
         try:
-            if ids is not None and self.count_delivery is not None:
+            if ids is not None and self.ledger is not None:
                 with uow.autocommit() as connection:
-                    ids = self.count_delivery(connection, ids, get_settings().max_deliveries)
+                    ids = self.ledger.count_delivery(connection, ids, get_settings().max_deliveries)
                 if not ids:
                     return None
-            if self.own_transactions:
-                result = self.run(uow, ids)
-            else:
-                with uow() as session:
-                    result = self.run(session) if ids is None else self.run(session, ids)
-        except PASSING_ERRORS as exc:
+            result = self.work(uow, ids)
+        except TRANSIENT_ERRORS as exc:
             delay = backoff(self.request.retries)
             log.warning("%s; trying again in %.1f s", _describe(exc), delay)
             raise self.retry(
@@ -116,7 +120,7 @@ class ProctorqTask(Task):  # type: ignore[misc]
 
     def _fail(self, ids: list[int] | None, exc: Exception) -> None:
         """An error that will not pass by itself: isolate it, then record it."""
-        if not ids or self.give_up is None:
+        if not ids or self.ledger is None:
             log.exception("%s", _describe(exc))
             return
         if len(ids) > 1:
@@ -128,7 +132,44 @@ class ProctorqTask(Task):  # type: ignore[misc]
             return
         log.exception("%s; giving up on id %s", _describe(exc), ids[0])
         with unit_of_work()() as session:
-            self.give_up(session, ids, _describe(exc))
+            self.ledger.fail(session, ids, _describe(exc))
+
+
+class OneTransactionTask(ProctorqTask):
+    """Runs its function in one transaction: ``fn(session, ids)``, or ``fn(session)``.
+
+    Commit on success, roll back on error, publish what the work recorded after the commit.
+    """
+
+    abstract = True
+
+    def work(self, uow: UnitOfWork, ids: list[int] | None) -> Any:
+        with uow() as session:
+            return self.run(session) if ids is None else self.run(session, ids)
+
+
+class OwnTransactionsTask(ProctorqTask):
+    """Hands its function the unit of work, which opens its own transactions:
+    ``fn(uow, ids)``. For work that must commit between its steps (an e-mail is claimed,
+    sent, then recorded; credit is written before the LMS is called)."""
+
+    abstract = True
+
+    def work(self, uow: UnitOfWork, ids: list[int] | None) -> Any:
+        return self.run(uow) if ids is None else self.run(uow, ids)
+
+
+def _message_signature(run: Any) -> Callable[..., None]:
+    """A check of sent arguments against the function's signature without its first
+    parameter (the session or unit of work the base task hands it)."""
+    function = run.__func__ if isinstance(run, staticmethod) else run
+    signature = inspect.signature(function)
+    message = signature.replace(parameters=list(signature.parameters.values())[1:])
+
+    def check(*args: Any, **kwargs: Any) -> None:
+        message.bind(*args, **kwargs)
+
+    return check
 
 
 def _describe(exc: BaseException) -> str:

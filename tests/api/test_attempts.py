@@ -6,7 +6,7 @@ import time
 
 from sqlalchemy import select
 
-from proctoring import transitions
+from proctoring import apply
 from proctoring.db import UnitOfWork
 from proctoring.models import Transition
 from tests.support.api import Queue, World, new_id
@@ -161,7 +161,7 @@ def test_reading_transitions_and_waiting(world: World, uow: UnitOfWork) -> None:
     )
     assert pending.json()["state"] == "pending"
     with uow() as session:  # what a worker does
-        transitions.apply_transitions(session, [transition_id])
+        apply.apply_transitions(session, [transition_id])
     done = world.client.get(
         f"/v1/transitions/{transition_id}?wait=30", headers=bearer(world.learner)
     )
@@ -208,7 +208,7 @@ def test_a_wait_answers_when_the_request_is_applied_meanwhile(
     waiting.start()
     time.sleep(0.5)  # the wait has read it pending and polls
     with uow() as session:  # what a worker does
-        transitions.apply_transitions(session, [transition_id])
+        apply.apply_transitions(session, [transition_id])
     waiting.join(30)
     assert answers and answers[0]["state"] == "applied", answers
 
@@ -239,7 +239,7 @@ def test_credit_is_read_by_the_learner_and_course_staff(world: World, uow: UnitO
     url = f"/v1/attempts/{attempt['attempt_id']}/transitions"
     t = world.client.post(url, json={"to_status": "declined"}, headers=bearer(world.learner))
     with uow() as session:
-        transitions.apply_transitions(session, [t.json()["transition_id"]])
+        apply.apply_transitions(session, [t.json()["transition_id"]])
     with uow() as session:
         rows = session.scalars(
             select(Outbox.id).where(

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from proctoring import transitions
+from proctoring import apply
 from proctoring.db import UnitOfWork
 from proctoring.models import Review, Transition
 from tests.support.api import World
@@ -30,7 +30,7 @@ def submitted(world: World, uow: UnitOfWork, provider: str = "acme", **kw: Any) 
         for s in ("started", "submitted")
     ]
     with uow() as session:
-        transitions.apply_transitions(session, ids)
+        apply.apply_transitions(session, ids)
     return attempt
 
 
@@ -167,7 +167,7 @@ def test_vendor_ready(world: World, uow: UnitOfWork) -> None:
     again = world.client.post(url, content=raw, headers=headers)
     assert again.json()["transition_id"] == response.json()["transition_id"]
     with uow() as session:
-        transitions.apply_transitions(session, [response.json()["transition_id"]])
+        apply.apply_transitions(session, [response.json()["transition_id"]])
         row = session.get_one(Transition, response.json()["transition_id"])
         assert (row.state.value, row.result_status.value) == ("applied", "ready_to_start")  # type: ignore[union-attr]
     missing = world.client.post(

@@ -10,9 +10,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from proctoring import transitions
+from proctoring import apply
 from proctoring.clock import utcnow
 from proctoring.db import pending_wakeups
+from proctoring.ledger import APPLY
 from proctoring.models import (
     Outbox,
     Review,
@@ -141,36 +142,11 @@ def test_pending_requests_of_an_attempt_apply_in_received_order(session: Session
     steps = ["download_software_clicked", "ready_to_start", "started", "ready_to_submit"]
     requests = [f.request(session, attempt, s, "learner") for s in [*steps, "submitted"]]
     # A message for the last request applies every earlier one first.
-    transitions.apply_transitions(session, [requests[-1].id])
+    apply.apply_transitions(session, [requests[-1].id])
     session.refresh(attempt)
     assert [t.state for t in requests] == [TransitionState.applied] * 5
     assert [h[1] for h in history(session, attempt)] == [*steps, "submitted"]
-    assert transitions.apply_transitions(session, [r.id for r in requests]) == []
-
-
-# --- bookkeeping ------------------------------------------------------------------------------
-
-
-def test_deliveries_are_counted_and_a_request_fails_past_the_limit(session: Session) -> None:
-    attempt = f.attempt(session)
-    transition = f.request(session, attempt, "started", "learner")
-    for _ in range(3):
-        assert transitions.count_delivery(session, [transition.id], limit=3) == [transition.id]
-    assert transitions.count_delivery(session, [transition.id], limit=3) == []
-    session.refresh(transition)
-    assert transition.state is TransitionState.failed
-    assert "gave up after 3 deliveries" in (transition.detail or "")
-
-
-def test_a_failed_request_can_be_replayed(session: Session) -> None:
-    attempt = f.attempt(session)
-    transition = f.request(session, attempt, "started", "learner")
-    transitions.fail_transitions(session, [transition.id], "database went away")
-    session.refresh(transition)
-    assert transitions.replay_transitions(session, None) == [transition.id]
-    assert (transition.state, transition.deliveries) == (TransitionState.pending, 0)
-    transitions.apply_transitions(session, [transition.id])
-    assert transition.state is TransitionState.applied
+    assert apply.apply_transitions(session, [r.id for r in requests]) == []
 
 
 # --- one attempt's failure is its own ----------------------------------------------------------
@@ -184,7 +160,7 @@ def _unappliable_submit(session: Session) -> Transition:
     notice = f.request(
         session, f.attempt(session), "ready_to_start", "vendor", key=review_key("acme", "dup-1")
     )
-    transitions.apply_transitions(session, [notice.id])
+    apply.apply_transitions(session, [notice.id])
     session.add(
         Review(
             attempt_id=attempt.id,
@@ -202,7 +178,7 @@ def _unappliable_submit(session: Session) -> Transition:
 
 
 def _woken_outbox_rows_exist(session: Session) -> bool:
-    woken = [w.id for w in pending_wakeups(session) if w.kind != transitions.APPLY]
+    woken = [w.id for w in pending_wakeups(session) if w.kind != APPLY]
     found = session.scalars(select(Outbox.id).where(Outbox.id.in_(woken))).all()
     return sorted(found) == sorted(set(woken))
 
@@ -210,13 +186,13 @@ def _woken_outbox_rows_exist(session: Session) -> bool:
 def test_a_drained_attempt_that_fails_leaves_the_named_ones_applied(session: Session) -> None:
     bad = _unappliable_submit(session)
     good = f.request(session, f.attempt(session), "started", "learner")
-    done = transitions.apply_transitions(session, [good.id], drain=100)
+    done = apply.apply_transitions(session, [good.id], drain=100)
     assert [t.id for t in done] == [good.id]
     assert good.state is TransitionState.applied
     assert bad.state is TransitionState.pending  # left for the task that names it
     assert _woken_outbox_rows_exist(session)
     # Its own task fails it alone, with the reason, for an operator to replay.
-    transitions.apply_transitions(session, [bad.id], drain=100)
+    apply.apply_transitions(session, [bad.id], drain=100)
     assert bad.state is TransitionState.failed
     assert bad.detail is not None and bad.detail.startswith("could not be applied: ")
 
@@ -225,7 +201,7 @@ def test_a_named_attempt_that_fails_fails_alone(session: Session) -> None:
     bad = _unappliable_submit(session)
     good = f.request(session, f.attempt(session), "started", "learner")
     later = f.request(session, f.attempt(session), "started", "learner")
-    transitions.apply_transitions(session, [good.id, bad.id])
+    apply.apply_transitions(session, [good.id, bad.id])
     assert (good.state, bad.state) == (TransitionState.applied, TransitionState.failed)
     assert later.state is TransitionState.pending  # not named, not drained: untouched
     assert _woken_outbox_rows_exist(session)

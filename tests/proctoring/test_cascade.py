@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from proctoring import attempts, cascade, transitions
+from proctoring import apply, attempts, cascade
 from proctoring.db import pending_wakeups
 from proctoring.models import Outbox, OutboxKind, OutboxState, Transition, TransitionState
 from proctoring.statuses import Source, Status
@@ -30,7 +30,7 @@ def run_cascade_of(session: Session, transition: Transition) -> list[Transition]
         )
         .order_by(Transition.id)
     ).all()
-    transitions.apply_transitions(session, [t.id for t in created])
+    apply.apply_transitions(session, [t.id for t in created])
     session.flush()
     return list(created)
 

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from proctoring import credit
+from proctoring import apply, credit
 from proctoring.attempts import archive_attempt
 from proctoring.db import UnitOfWork, make_engine, make_session_factory
 from proctoring.models import (
@@ -162,7 +162,7 @@ def test_retry_after_that_is_not_ascii_seconds_is_ignored(value: str) -> None:
 
 
 def test_order_is_the_order_applied_even_around_a_held_review(session: Session) -> None:
-    from proctoring import reviews, transitions
+    from proctoring import reviews
 
     attempt = f.attempt(session)
     f.move(session, attempt, "started")
@@ -176,7 +176,7 @@ def test_order_is_the_order_applied_even_around_a_held_review(session: Session) 
     assert held.review.state.value == "held"
     submit = f.request(session, attempt, "submitted", "learner")
     reject = f.request(session, attempt, "rejected", "staff")  # received before the review
-    transitions.apply_transitions(session, [submit.id, reject.id])  # ...applied after it
+    apply.apply_transitions(session, [submit.id, reject.id])  # ...applied after it
     session.flush()
     rows = session.scalars(select(Outbox).where(Outbox.kind == OutboxKind.credit)).all()
     for row in sorted(rows, key=lambda r: -r.id):  # the worst order: newest first

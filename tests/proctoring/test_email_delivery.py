@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from proctoring import emails, outbox, people
+from proctoring import emails, people
+from proctoring.ledger import OUTBOX
 from proctoring.models import Attempt, Outbox, OutboxState, SentEmail
 from tests.support import factories as f
 from tests.support.mail import SENDER, email_rows, send
@@ -88,7 +89,7 @@ def test_a_failed_address_once_corrected_is_sent_on_replay(session: Session) -> 
         attempt = session.get_one(Attempt, session.get_one(Outbox, row).attempt_id)
         user = session.get_one(f.User, attempt.user_id)
         people.upsert_user(session, user.user_id, user.username, "ada@example.test")
-        assert outbox.replay_outbox(session, [row]) == [row]
+        assert OUTBOX.replay(session, [row]) == [row]
         assert send(session, [row], backend).done == [row]
         backend.close()
         assert [recipients for _, recipients, _ in server.envelopes] == [["ada@example.test"]]

@@ -1,4 +1,4 @@
-"""The sweeper and the operators' view: nothing pending is forgotten, failures can come back."""
+"""Follow-ups retried by time: the waits between tries, a row postponed, the budget."""
 
 from __future__ import annotations
 
@@ -7,78 +7,11 @@ import datetime as dt
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from proctoring import operations, outbox, transitions
+from proctoring import outbox
 from proctoring.clock import utcnow
-from proctoring.db import pending_wakeups
-from proctoring.models import Outbox, OutboxState, Transition
+from proctoring.ledger import OUTBOX
+from proctoring.models import Outbox, OutboxState
 from tests.support import factories as f
-
-
-def age(session: Session, seconds: int) -> None:
-    past = utcnow() - dt.timedelta(seconds=seconds)
-    session.execute(update(Transition).values(received_at=past))
-    session.execute(update(Outbox).values(created_at=past))
-    session.expire_all()
-
-
-def test_the_sweep_publishes_stale_rows_again_once_per_interval(session: Session) -> None:
-    attempt = f.attempt(session)
-    request = f.request(session, attempt, "started", "learner")
-    done = f.move(session, attempt, "declined", "learner")  # applies both; leaves follow-ups
-    session.flush()
-    age(session, 60)
-    session.info.pop("wakeups", None)
-    pending_before = f.request(session, attempt, "error", "staff")
-    session.flush()
-    age(session, 60)
-    session.info.pop("wakeups", None)
-
-    count = outbox.sweep_inbox(session, dt.timedelta(seconds=5)) + outbox.relay_outbox(
-        session, dt.timedelta(seconds=5)
-    )
-    woken = {(w.kind, w.id) for w in pending_wakeups(session)}
-    assert ("apply", pending_before.id) in woken
-    assert ("apply", request.id) not in woken
-    assert ("apply", done.id) not in woken
-    assert {"credit", "cascade"} <= {kind for kind, _ in woken}
-    assert count == len(woken)
-    session.info.pop("wakeups", None)
-    assert outbox.sweep_inbox(session, dt.timedelta(seconds=5)) == 0  # published just now
-    assert outbox.relay_outbox(session, dt.timedelta(seconds=5)) == 0
-
-
-def test_backlog_and_failures_are_visible_and_replayable(session: Session) -> None:
-    attempt = f.attempt(session)
-    t = f.request(session, attempt, "started", "learner")
-    decline = f.move(session, f.attempt(session), "declined", "learner")
-    transitions.fail_transitions(session, [t.id], "worker kept dying")
-    rows = session.query(Outbox).filter(Outbox.transition_id == decline.id).all()
-    outbox.fail_outbox(session, [rows[0].id], "LMS said 400")
-    session.flush()
-    report = operations.backlog(session)
-    assert report.failed_transitions == 1
-    assert report.failed_follow_ups == 1
-    assert report.pending_follow_ups == len(rows) - 1
-    failed = operations.failed_items(session)
-    assert {(i.kind, i.id) for i in failed} == {("transition", t.id), (rows[0].kind, rows[0].id)}
-    assert "worker kept dying" in {i.detail for i in failed}
-    replayed = operations.replay(session, everything=True)
-    assert replayed == ([t.id], [rows[0].id])
-    session.flush()
-    session.expire_all()
-    assert operations.backlog(session).failed_transitions == 0
-    assert session.get_one(Outbox, rows[0].id).state is OutboxState.pending
-
-
-def test_outbox_deliveries_are_counted(session: Session) -> None:
-    decline = f.move(session, f.attempt(session), "declined", "learner")
-    row = session.query(Outbox).filter(Outbox.transition_id == decline.id).first()
-    assert row is not None
-    assert outbox.count_delivery(session, [row.id], limit=1) == [row.id]
-    assert outbox.count_delivery(session, [row.id], limit=1) == []
-    session.flush()
-    session.refresh(row)
-    assert row.state is OutboxState.failed
 
 
 def test_a_retry_waits_about_a_second_then_doubles_up_to_two_minutes() -> None:
@@ -95,29 +28,29 @@ def test_a_postponed_row_is_not_delivered_before_its_next_try(session: Session) 
     decline = f.move(session, f.attempt(session), "declined", "learner")
     row = session.query(Outbox).filter(Outbox.transition_id == decline.id).first()
     assert row is not None
-    assert outbox.count_delivery(session, [row.id], limit=8) == [row.id]
+    assert OUTBOX.count_delivery(session, [row.id], limit=8) == [row.id]
     over, wait = outbox.postpone(session, [row.id], "SMTP server unreachable", POLICY)
     assert over == [] and wait is not None and 0.75 <= wait <= 1
     session.refresh(row)
     assert (row.tries, row.deliveries, row.detail) == (1, 0, "SMTP server unreachable")
     assert row.next_try_at is not None and row.retrying_since is not None
     # Neither a duplicate message nor the relay delivers it before then.
-    assert outbox.count_delivery(session, [row.id], limit=8) == []
+    assert OUTBOX.count_delivery(session, [row.id], limit=8) == []
     session.execute(update(Outbox).where(Outbox.id != row.id).values(state=OutboxState.done))
     session.execute(update(Outbox).values(created_at=utcnow() - dt.timedelta(minutes=5)))
     session.info.pop("wakeups", None)
-    assert outbox.relay_outbox(session, dt.timedelta(seconds=5)) == 0
+    assert OUTBOX.sweep(session, dt.timedelta(seconds=5)) == 0
     # Once due, it is delivered again; the relay waits for the retry's own message first.
     due_at = utcnow() - dt.timedelta(seconds=1)
     session.execute(update(Outbox).where(Outbox.id == row.id).values(next_try_at=due_at))
-    assert outbox.relay_outbox(session, dt.timedelta(seconds=5)) == 0
+    assert OUTBOX.sweep(session, dt.timedelta(seconds=5)) == 0
     session.execute(
         update(Outbox)
         .where(Outbox.id == row.id)
         .values(last_published_at=utcnow() - dt.timedelta(seconds=10))
     )
-    assert outbox.relay_outbox(session, dt.timedelta(seconds=5)) == 1
-    assert outbox.count_delivery(session, [row.id], limit=8) == [row.id]
+    assert OUTBOX.sweep(session, dt.timedelta(seconds=5)) == 1
+    assert OUTBOX.count_delivery(session, [row.id], limit=8) == [row.id]
 
 
 def test_an_outage_longer_than_the_delivery_count_fails_nothing(session: Session) -> None:
@@ -126,7 +59,7 @@ def test_an_outage_longer_than_the_delivery_count_fails_nothing(session: Session
     assert row is not None
     for _ in range(40):  # five times the delivery limit, each try recorded as failed
         session.execute(update(Outbox).where(Outbox.id == row.id).values(next_try_at=None))
-        assert outbox.count_delivery(session, [row.id], limit=8) == [row.id]
+        assert OUTBOX.count_delivery(session, [row.id], limit=8) == [row.id]
         assert outbox.postpone(session, [row.id], "LMS answered 503", POLICY)[0] == []
     session.refresh(row)
     assert (row.state, row.tries) == (OutboxState.pending, 40)
@@ -149,7 +82,7 @@ def test_a_row_failing_longer_than_the_budget_ends_failed_and_replays_afresh(
     session.refresh(row)
     assert row.state is OutboxState.failed
     assert row.detail == "LMS answered 503; still failing after 24 h of tries"
-    assert outbox.replay_outbox(session, [row.id]) == [row.id]
+    assert OUTBOX.replay(session, [row.id]) == [row.id]
     session.flush()
     session.refresh(row)
     assert (row.state, row.tries, row.retrying_since, row.next_try_at) == (

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from config import get_settings
-from proctoring import reviews, transitions
+from proctoring import apply, reviews
 from proctoring.attempts import archive_attempt, find_attempt_for_vendor
 from proctoring.errors import Conflict, Invalid, NotFound
 from proctoring.models import Attempt, Outbox, Review, ReviewState, Transition, TransitionState
@@ -95,7 +95,7 @@ def test_a_review_of_a_submitted_attempt_is_applied(session: Session) -> None:
     assert receipt.review.state is ReviewState.applied
     assert receipt.new
     assert receipt.transition is not None
-    transitions.apply_transitions(session, [receipt.transition.id])
+    apply.apply_transitions(session, [receipt.transition.id])
     assert receipt.transition.state is TransitionState.applied
     assert attempt.status is Status.verified
 
@@ -144,7 +144,7 @@ def test_a_held_review_follows_the_submit_immediately(session: Session) -> None:
     receipt = review(session, attempt, "violation", reviewed_by="Jo")
     submit = f.request(session, attempt, "submitted", "learner")
     after = f.request(session, attempt, "verified", "staff")
-    transitions.apply_transitions(session, [submit.id])
+    apply.apply_transitions(session, [submit.id])
     session.flush()
     session.refresh(receipt.review)
     held = session.get_one(Transition, receipt.review.transition_id)
@@ -216,7 +216,7 @@ def test_vendor_ready_by_external_id(session: Session) -> None:
     assert first.new
     assert not again.new
     assert again.transition.id == first.transition.id
-    transitions.apply_transitions(session, [first.transition.id])
+    apply.apply_transitions(session, [first.transition.id])
     assert attempt.status is Status.ready_to_start
 
 
@@ -225,7 +225,7 @@ def test_a_review_applied_after_a_decline_received_first_is_stored(session: Sess
     decline = f.request(session, attempt, "declined", "learner")  # received, not yet applied
     receipt = review(session, attempt, "passed")  # sees "submitted": recorded to apply
     assert receipt.transition is not None
-    transitions.apply_transitions(session, [decline.id, receipt.transition.id])
+    apply.apply_transitions(session, [decline.id, receipt.transition.id])
     session.flush()
     session.refresh(receipt.review)
     assert attempt.status is Status.declined
@@ -265,7 +265,7 @@ def test_a_review_with_a_ready_notices_id_gets_the_notices_answer(session: Sessi
     )
     # Nothing waits for the submit, so the submit applies and nothing collides.
     submit = f.request(session, attempt, "submitted", "learner")
-    transitions.apply_transitions(session, [submit.id])
+    apply.apply_transitions(session, [submit.id])
     assert submit.state is TransitionState.applied
     assert attempt.status is Status.submitted
 
@@ -282,7 +282,7 @@ def test_a_ready_notice_with_a_held_reviews_id_gets_the_reviews_answer(session: 
     assert (again.review.id, again.state, again.new) == (held.review.id, ReviewState.held, False)
     # The held review is released at the submit without colliding with anything.
     submit = f.request(session, attempt, "submitted", "learner")
-    done = transitions.apply_transitions(session, [submit.id])
+    done = apply.apply_transitions(session, [submit.id])
     assert [t.state for t in done] == [TransitionState.applied, TransitionState.applied]
     assert attempt.status is Status.verified
 

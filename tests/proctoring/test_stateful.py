@@ -24,7 +24,7 @@ from hypothesis.stateful import (
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from proctoring import attempts, cascade, credit, reviews, transitions
+from proctoring import apply, attempts, cascade, credit, reviews
 from proctoring.db import make_session_factory
 from proctoring.errors import Conflict
 from proctoring.models import (
@@ -251,7 +251,7 @@ class DomainAgainstModel(RuleBasedStateMachine):
                 select(Transition.id).where(Transition.state == TransitionState.pending)
             ).all()
             if pending:
-                transitions.apply_transitions(s, pending)
+                apply.apply_transitions(s, pending)
                 s.flush()
                 continue
             rows = s.scalars(

@@ -6,7 +6,7 @@ import datetime as dt
 
 from sqlalchemy.orm import Session
 
-from proctoring import timeouts, transitions
+from proctoring import apply, timeouts, transitions
 from proctoring.clock import utcnow
 from proctoring.models import Attempt
 from proctoring.statuses import Source, Status
@@ -35,7 +35,7 @@ def test_both_paths_make_one_request(session: Session) -> None:
     assert seen is not None
     assert timeouts.expire_overdue_attempts(session) == [seen.id]
     assert timeouts.notice_expiry(session, attempt).id == seen.id  # type: ignore[union-attr]
-    transitions.apply_transitions(session, [seen.id])
+    apply.apply_transitions(session, [seen.id])
     assert attempt.status is Status.submitted
     assert attempt.completed_at == seen.expired_at
     assert timeouts.expire_overdue_attempts(session) == []

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from proctoring import transitions
+from proctoring import apply, transitions
 from proctoring.clock import utcnow
 from proctoring.db import pending_wakeups
 from proctoring.errors import Conflict, NotFound
@@ -90,7 +90,7 @@ def test_pending_request_of_an_archived_attempt_is_rejected(session: Session) ->
     attempt = f.attempt(session)
     transition = f.request(session, attempt, "started", "learner")
     archive_attempt(session, attempt.id)
-    transitions.apply_transitions(session, [transition.id])
+    apply.apply_transitions(session, [transition.id])
     assert transition.state is TransitionState.rejected
     assert transition.detail == "attempt does not exist"
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from proctoring import attempts, exams, people, transitions
+from proctoring import apply, attempts, exams, people, transitions
 from proctoring.models import Attempt, AttemptHistory, Exam, Transition, User
 from proctoring.statuses import Source, Status
 
@@ -90,7 +90,7 @@ def request(
 def move(session: Session, attempt_row: Attempt, to: str, source: str = "staff") -> Transition:
     """Record a request and apply it at once, as a worker would."""
     transition = request(session, attempt_row, to, source)
-    transitions.apply_transitions(session, [transition.id])
+    apply.apply_transitions(session, [transition.id])
     session.flush()
     session.refresh(attempt_row)
     return transition
