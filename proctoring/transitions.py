@@ -69,18 +69,18 @@ def record_transition(
     something else. Without a key the request is new and nothing is looked up. The apply
     message is published after the commit.
 
-    Order: inserting the row checks its foreign key with a KEY SHARE lock on the attempt,
-    held until the commit. The applier's FOR UPDATE waits for it, so an applier never reads
-    an attempt's pending requests while one is being recorded: nothing received earlier can
-    commit later than what an applier has seen.
+    Order: the attempt is held with a KEY SHARE lock before the row takes its id, until the
+    commit. The applier's FOR UPDATE waits for it, so an applier never reads an attempt's
+    pending requests while one is being recorded: nothing received earlier can commit later
+    than what an applier has seen. (The foreign-key check of the INSERT takes the same lock,
+    but only after the row has drawn its id: a request drawing id 36 could then lose the race
+    for the lock to an applier that already sees id 37, committed meanwhile.)
     """
     if idempotency_key is not None:
         existing = find_by_key(session, source, idempotency_key)
         if existing is not None:
             return _same_request(existing, attempt_id, to_status), False
-    attempt = session.get(Attempt, attempt_id)
-    if attempt is None or attempt.archived_at is not None:
-        raise NotFound(f"attempt {attempt_id} does not exist")
+    attempt = lock_attempt_for_request(session, attempt_id)
     transition = Transition(
         attempt_id=attempt.id,
         exam_id=attempt.exam_id,
