@@ -20,16 +20,14 @@ from sqlalchemy.orm import Session
 from proctoring import statuses
 from proctoring.clock import utcnow
 from proctoring.db import upsert_insert
+from proctoring.followups import FollowUpContext
 from proctoring.models import (
-    Attempt,
     AttemptHistory,
     CreditRequirement,
-    Exam,
     Outbox,
     OutboxKind,
     OutboxState,
     Transition,
-    User,
 )
 from proctoring.outbox import (
     FollowUpResult,
@@ -137,12 +135,12 @@ def _write(
     fresh = [row for row in rows if row.payload is None]
     changes: dict[int, CreditChange | None] = {}
     if fresh:
-        facts = _Facts(session, fresh)
-        changes = {row.id: facts.change(row) for row in fresh if row.kind is OutboxKind.credit}
+        facts = FollowUpContext(session, fresh)
+        changes = {row.id: _change(facts, row) for row in fresh if row.kind is OutboxKind.credit}
         _upsert(session, [c for c in changes.values() if c is not None])
         for row in fresh:
             if row.kind is OutboxKind.clear_credit:
-                changes[row.id] = _clear(session, facts.change(row), row.attempt_id)
+                changes[row.id] = _clear(session, _change(facts, row), row.attempt_id)
     for row in rows:
         if row.payload is not None:
             changes[row.id] = CreditChange(**json.loads(row.payload))
@@ -169,49 +167,22 @@ def _finish_done(session: Session, outbox_ids: Sequence[int]) -> None:
         )
 
 
-class _Facts:
-    """Attempts, exams, users and transitions of a batch, read in one query each."""
-
-    def __init__(self, session: Session, rows: Sequence[Outbox]) -> None:
-        attempt_ids = {r.attempt_id for r in rows}
-        self.attempts = {
-            a.id: a for a in session.scalars(select(Attempt).where(Attempt.id.in_(attempt_ids)))
-        }
-        exam_ids = {a.exam_id for a in self.attempts.values()}
-        self.exams = {e.id: e for e in session.scalars(select(Exam).where(Exam.id.in_(exam_ids)))}
-        user_ids = {a.user_id for a in self.attempts.values()}
-        self.users = {
-            u.user_id: u for u in session.scalars(select(User).where(User.user_id.in_(user_ids)))
-        }
-        transition_ids = {r.transition_id for r in rows if r.transition_id is not None}
-        self.results = dict(
-            session.execute(
-                select(Transition.id, Transition.result_status).where(
-                    Transition.id.in_(transition_ids)
-                )
-            ).all()
-        )
-
-    def change(self, row: Outbox) -> CreditChange:
-        attempt = self.attempts[row.attempt_id]
-        exam = self.exams[attempt.exam_id]
-        change = CreditChange(
-            user_id=attempt.user_id,
-            username=self.users[attempt.user_id].username,
-            course_id=exam.course_id,
-            namespace=NAMESPACE,
-            name=exam.content_id,
-            status=None,
-            transition_id=None,
-        )
-        if row.kind is OutboxKind.clear_credit:
-            return change
-        assert row.transition_id is not None
-        result = self.results[row.transition_id]
-        assert result is not None
-        value = statuses.credit_value(result)
-        assert value is not None
-        return dataclasses.replace(change, status=value.value, transition_id=row.transition_id)
+def _change(facts: FollowUpContext, row: Outbox) -> CreditChange:
+    attempt, exam = facts.attempt(row), facts.exam(row)
+    change = CreditChange(
+        user_id=attempt.user_id,
+        username=facts.user(row).username,
+        course_id=exam.course_id,
+        namespace=NAMESPACE,
+        name=exam.content_id,
+        status=None,
+        transition_id=None,
+    )
+    if row.kind is OutboxKind.clear_credit:
+        return change
+    value = statuses.credit_value(facts.result(row))
+    assert value is not None
+    return dataclasses.replace(change, status=value.value, transition_id=row.transition_id)
 
 
 def _clear(session: Session, change: CreditChange, attempt_id: int) -> CreditChange | None:

@@ -36,17 +36,8 @@ from sqlalchemy.orm import Session
 from proctoring import statuses
 from proctoring.clock import utcnow
 from proctoring.db import upsert_insert
-from proctoring.models import (
-    Attempt,
-    Course,
-    Exam,
-    Outbox,
-    OutboxKind,
-    OutboxState,
-    SentEmail,
-    Transition,
-    User,
-)
+from proctoring.followups import FollowUpContext
+from proctoring.models import Outbox, OutboxKind, OutboxState, SentEmail
 from proctoring.outbox import (
     FollowUpResult,
     RetryPolicy,
@@ -559,70 +550,29 @@ def _insert_claims(
 
 
 class _Messages:
-    """Everything the e-mails of a batch say, read in one query per table."""
+    """Everything the e-mails of a batch say, read once for the whole batch."""
 
     def __init__(
         self, session: Session, rows: Sequence[Outbox], sender: str, support_url: str
     ) -> None:
         self.sender = sender
         self.support_url = support_url
-        transition_ids = [row.transition_id for row in rows]
-        self.results = dict(
-            session.execute(
-                select(Transition.id, Transition.result_status).where(
-                    Transition.id.in_(transition_ids)
-                )
-            ).all()
-        )
-        self.attempts = {
-            a.id: a
-            for a in session.scalars(
-                select(Attempt).where(Attempt.id.in_({row.attempt_id for row in rows}))
-            )
-        }
-        self.exams = {
-            e.id: e
-            for e in session.scalars(
-                select(Exam).where(Exam.id.in_({a.exam_id for a in self.attempts.values()}))
-            )
-        }
-        self.courses = {
-            c.course_id: c
-            for c in session.scalars(
-                select(Course).where(
-                    Course.course_id.in_({e.course_id for e in self.exams.values()})
-                )
-            )
-        }
-        self.users = {
-            u.user_id: u
-            for u in session.scalars(
-                select(User).where(User.user_id.in_({a.user_id for a in self.attempts.values()}))
-            )
-        }
-
-    def _status(self, row: Outbox) -> Status:
-        assert row.transition_id is not None
-        status = self.results[row.transition_id]
-        assert status is not None
-        return status
+        self.facts = FollowUpContext(session, rows)
 
     def template(self, row: Outbox) -> str:
-        return EMAILS[self._status(row)][0]
+        return EMAILS[self.facts.result(row)][0]
 
     def recipient(self, row: Outbox) -> str:
-        return self.users[self.attempts[row.attempt_id].user_id].email
+        return self.facts.user(row).email
 
     def message(self, row: Outbox) -> Message:
-        status = self._status(row)
-        attempt = self.attempts[row.attempt_id]
-        exam = self.exams[attempt.exam_id]
-        course = self.courses.get(exam.course_id)
+        status = self.facts.result(row)
+        course = self.facts.course(row)
         template, context_of = EMAILS[status]
         facts = Facts(
-            username=self.users[attempt.user_id].username,
+            username=self.facts.user(row).username,
             course_name=(course.name if course and course.name else "your course"),
-            exam_name=exam.exam_name,
+            exam_name=self.facts.exam(row).exam_name,
             status=status,
             contact_url=(course.contact_url if course and course.contact_url else self.support_url),
         )
