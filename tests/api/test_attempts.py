@@ -244,8 +244,8 @@ def test_credit_is_read_by_the_learner_and_course_staff(world: World, uow: UnitO
             select(Outbox.id).where(
                 Outbox.kind == "credit", Outbox.attempt_id == attempt["attempt_id"]
             )
-        )
-        credit.settle_credit(session, list(rows), None)
+        ).all()
+    credit.settle_credit(uow, rows, None)
     mine = world.client.get(f"/v1/users/{world.learner}/credit", headers=bearer(world.learner))
     assert mine.json() == [
         {
