@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from proctoring import statuses
 from proctoring.attempts import attempts_for_cascades, lock_attempts
 from proctoring.clock import utcnow
-from proctoring.db import wake
+from proctoring.db import WakeupKind, wake
 from proctoring.errors import Conflict, NotFound
 from proctoring.models import (
     KEY_LENGTH,
@@ -38,7 +38,7 @@ from proctoring.statuses import Source, Status
 
 log = logging.getLogger(__name__)
 
-APPLY = "apply"
+APPLY = WakeupKind.apply
 REVIEW_NOT_APPLIED = (
     "the attempt was declined or is not taken as proctored by the time the review was "
     "applied; the review is stored, not applied"
