@@ -17,10 +17,9 @@ import httpx
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
-from proctoring import statuses
+from proctoring import followups, statuses
 from proctoring.clock import utcnow
 from proctoring.db import upsert_insert
-from proctoring.followups import FollowUpContext
 from proctoring.models import (
     AttemptHistory,
     CreditRequirement,
@@ -28,14 +27,6 @@ from proctoring.models import (
     OutboxKind,
     OutboxState,
     Transition,
-)
-from proctoring.outbox import (
-    FollowUpResult,
-    RetryPolicy,
-    claim,
-    fail_outbox,
-    finish,
-    postpone,
 )
 
 NAMESPACE = "proctored_exam"
@@ -72,9 +63,9 @@ def settle_credit(
     uow: Callable[[], AbstractContextManager[Session]],
     outbox_ids: Sequence[int],
     deliver: Delivery | None,
-    policy: RetryPolicy | None = None,
+    policy: followups.RetryPolicy | None = None,
     lease_seconds: float = 300.0,
-) -> FollowUpResult:
+) -> followups.FollowUpResult:
     """Apply credit follow-ups (set and clear) and, if configured, tell the LMS.
 
     Two short transactions, none held open while the LMS answers:
@@ -87,8 +78,8 @@ def settle_credit(
        policy. After a try that should be repeated, the rest of the batch is not tried: the
        LMS is away for them too.
     """
-    policy = policy or RetryPolicy()
-    result = FollowUpResult()
+    policy = policy or followups.RetryPolicy()
+    result = followups.FollowUpResult()
     with uow() as session:
         outgoing = _write(session, outbox_ids, deliver is not None, lease_seconds, result)
     if not outgoing or deliver is None:
@@ -108,12 +99,12 @@ def settle_credit(
         result.done.extend(done)
         for row_id, answer in answers.items():
             if answer is not None:
-                fail_outbox(session, [row_id], answer)
+                followups.fail_outbox(session, [row_id], answer)
                 result.failed.append(row_id)
         if later is not None:
             reason, asked = later
             waiting = [row_id for row_id, _ in outgoing if row_id not in answers]
-            over, wait = postpone(session, waiting, reason, policy, asked=asked)
+            over, wait = followups.postpone(session, waiting, reason, policy, asked=asked)
             result.failed.extend(over)
             result.postponed([i for i in waiting if i not in over], wait)
     return result
@@ -124,18 +115,18 @@ def _write(
     outbox_ids: Sequence[int],
     tell_lms: bool,
     lease_seconds: float,
-    result: FollowUpResult,
+    result: followups.FollowUpResult,
 ) -> list[tuple[int, CreditChange]]:
     """Write the batch's requirements; return the changes still to be told to the LMS."""
     rows = sorted(
-        claim(session, OutboxKind.credit, outbox_ids)
-        + claim(session, OutboxKind.clear_credit, outbox_ids),
+        followups.claim(session, OutboxKind.credit, outbox_ids)
+        + followups.claim(session, OutboxKind.clear_credit, outbox_ids),
         key=lambda r: r.id,
     )
     fresh = [row for row in rows if row.payload is None]
     changes: dict[int, CreditChange | None] = {}
     if fresh:
-        facts = FollowUpContext(session, fresh)
+        facts = followups.FollowUpContext(session, fresh)
         changes = {row.id: _change(facts, row) for row in fresh if row.kind is OutboxKind.credit}
         _upsert(session, [c for c in changes.values() if c is not None])
         for row in fresh:
@@ -149,7 +140,7 @@ def _write(
     for row in rows:
         change = changes[row.id]
         if not tell_lms or change is None:
-            finish(row, OutboxState.done)
+            followups.finish(row, OutboxState.done)
             result.done.append(row.id)
             continue
         row.payload = json.dumps(asdict(change))
@@ -167,7 +158,7 @@ def _finish_done(session: Session, outbox_ids: Sequence[int]) -> None:
         )
 
 
-def _change(facts: FollowUpContext, row: Outbox) -> CreditChange:
+def _change(facts: followups.FollowUpContext, row: Outbox) -> CreditChange:
     attempt, exam = facts.attempt(row), facts.exam(row)
     change = CreditChange(
         user_id=attempt.user_id,

@@ -1,4 +1,6 @@
-"""What the follow-ups of a batch of outbox rows are about, read once for the whole batch."""
+"""What follow-ups share: the facts of a batch of outbox rows, read once for the whole batch,
+and the outbox calls they make, all reached through here so the outbox can change in one place.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +11,27 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from proctoring.models import Attempt, Course, Exam, Outbox, Transition, User
+from proctoring.outbox import (
+    FollowUpResult,
+    RetryPolicy,
+    claim,
+    fail_outbox,
+    finish,
+    postpone,
+    postpone_until,
+)
 from proctoring.statuses import Status
+
+__all__ = [
+    "FollowUpContext",
+    "FollowUpResult",
+    "RetryPolicy",
+    "claim",
+    "fail_outbox",
+    "finish",
+    "postpone",
+    "postpone_until",
+]
 
 
 class FollowUpContext:

@@ -18,6 +18,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
+from proctoring import followups
 from proctoring.clock import utcnow
 from proctoring.db import upsert_insert
 from proctoring.emails.render import EMAILS, Facts, build_message, render
@@ -28,17 +29,7 @@ from proctoring.emails.transports import (
     Undeliverable,
     smtp_reason,
 )
-from proctoring.followups import FollowUpContext
 from proctoring.models import Outbox, OutboxKind, OutboxState, SentEmail
-from proctoring.outbox import (
-    FollowUpResult,
-    RetryPolicy,
-    claim,
-    fail_outbox,
-    finish,
-    postpone,
-    postpone_until,
-)
 
 # The package's one logger, as before it was split: operators filter e-mail lines by it.
 log = logging.getLogger("proctoring.emails")
@@ -61,8 +52,8 @@ def send_status_emails(
     support_url: str,
     claim_seconds: float = 600.0,
     patience_seconds: float = 120.0,
-    policy: RetryPolicy | None = None,
-) -> FollowUpResult:
+    policy: followups.RetryPolicy | None = None,
+) -> followups.FollowUpResult:
     """Send the status e-mail of each follow-up, at most one per applied transition.
 
     Three short transactions, none held open while a mail server answers:
@@ -80,8 +71,8 @@ def send_status_emails(
        gives its claim back: failed for good it ends ``failed`` for an operator to replay,
        else it is tried again by the policy. The status it reports is never undone.
     """
-    policy = policy or RetryPolicy()
-    result = FollowUpResult()
+    policy = policy or followups.RetryPolicy()
+    result = followups.FollowUpResult()
     with uow() as session:
         jobs = _claim(session, outbox_ids, sender, support_url, claim_seconds, result)
     outcomes = _send_each(jobs, backend)
@@ -150,9 +141,9 @@ def _claim(
     sender: str,
     support_url: str,
     claim_seconds: float,
-    result: FollowUpResult,
+    result: followups.FollowUpResult,
 ) -> list[_Job]:
-    rows = claim(session, OutboxKind.email, outbox_ids)
+    rows = followups.claim(session, OutboxKind.email, outbox_ids)
     if not rows:
         return []
     now = utcnow()
@@ -169,7 +160,7 @@ def _claim(
         if claimed is None:
             wanted.append(row)
         elif claimed.sent_at is not None:
-            finish(row, OutboxState.done, "already sent")
+            followups.finish(row, OutboxState.done, "already sent")
             result.done.append(row.id)
         elif (now - claimed.claimed_at).total_seconds() >= claim_seconds:
             log.warning("taking over the e-mail of transition %s from a lost worker", transition_id)
@@ -178,7 +169,7 @@ def _claim(
         else:  # being sent by another worker right now, or left by one that died
             takeover = claimed.claimed_at + dt.timedelta(seconds=claim_seconds)
             session.flush()
-            postpone_until(session, [row.id], takeover)
+            followups.postpone_until(session, [row.id], takeover)
             result.postponed([row.id], (takeover - now).total_seconds())
     messages = _Messages(session, wanted, sender, support_url)
     fresh = [row for row in wanted if row.transition_id not in existing]
@@ -224,7 +215,7 @@ class _Messages:
     ) -> None:
         self.sender = sender
         self.support_url = support_url
-        self.facts = FollowUpContext(session, rows)
+        self.facts = followups.FollowUpContext(session, rows)
 
     def template(self, row: Outbox) -> str:
         return EMAILS[self.facts.result(row)][0]
@@ -254,10 +245,10 @@ class _Messages:
 def _record(
     uow: Callable[[], AbstractContextManager[Session]],
     outcomes: Sequence[_Outcome],
-    policy: RetryPolicy,
-) -> FollowUpResult:
+    policy: followups.RetryPolicy,
+) -> followups.FollowUpResult:
     """Mark what was sent; give back the claims of the others, failed or to be tried again."""
-    result = FollowUpResult()
+    result = followups.FollowUpResult()
     if not outcomes:
         return result
     now = utcnow()
@@ -281,10 +272,10 @@ def _record(
             job, reason = outcome.job, outcome.reason or "sending failed"
             session.execute(delete(SentEmail).where(SentEmail.transition_id == job.transition_id))
             if outcome.state is _Sent.failed:
-                fail_outbox(session, [job.outbox_id], reason)
+                followups.fail_outbox(session, [job.outbox_id], reason)
                 result.failed.append(job.outbox_id)
                 continue
-            over, wait = postpone(session, [job.outbox_id], reason, policy)
+            over, wait = followups.postpone(session, [job.outbox_id], reason, policy)
             result.failed.extend(over)
             if not over:
                 result.postponed([job.outbox_id], wait)
