@@ -7,7 +7,6 @@ from typing import cast
 from sqlalchemy import Connection, Executable, delete, or_, select
 from sqlalchemy.orm import Session
 
-from proctoring.clock import utcnow
 from proctoring.db import upsert_insert
 from proctoring.errors import NotFound
 from proctoring.models import Course, CourseStaff, User
@@ -41,14 +40,10 @@ def _upsert_user(
     """Insert the user, or update the fields given that differ; the same fields again write
     nothing, so ``updated_at`` says when something last changed."""
     insert = upsert_insert(bind)
-    now = utcnow()
+    # The time stamps come from their column defaults; a conflict keeps created_at and takes
+    # updated_at from the row that would have been inserted.
     statement = insert(User).values(
-        user_id=user_id,
-        username=username,
-        email=email,
-        is_staff=bool(is_staff),
-        created_at=now,
-        updated_at=now,
+        user_id=user_id, username=username, email=email, is_staff=bool(is_staff)
     )
     new = statement.excluded
     given = ["username", "email"] if is_staff is None else ["username", "email", "is_staff"]
