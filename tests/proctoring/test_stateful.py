@@ -268,7 +268,7 @@ class DomainAgainstModel(RuleBasedStateMachine):
                 Outbox.kind == OutboxKind.credit, Outbox.state == OutboxState.pending
             )
         ).all()
-        credit.settle_credit(s, credit_rows, None)
+        credit.settle_credit(f.same_session(s), credit_rows, None)
         s.flush()
         s.expire_all()
 
