@@ -268,7 +268,7 @@ def credit_of_user(
     ).all()
 
 
-# Client errors that say "not now" rather than "never" (SPEC §3).
+# Client errors that say "not now" rather than "never" (docs/behaviour.md, "Credit").
 TRY_AGAIN = frozenset({408, 409, 425, 429})
 
 

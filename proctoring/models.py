@@ -1,4 +1,5 @@
-"""The tables. Uniqueness rules of SPEC §1 live here as database constraints."""
+"""The tables. The uniqueness rules of docs/behaviour.md ("Entities") live here as database
+constraints."""
 
 from __future__ import annotations
 
@@ -230,7 +231,7 @@ class Transition(Base):
     detail: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     applied_at: Mapped[dt.datetime | None]
-    # A time-out stamped with the instant the time ran out (SPEC §6).
+    # A time-out stamped with the instant the time ran out (docs/behaviour.md, "Time-outs").
     expired_at: Mapped[dt.datetime | None]
     # Bookkeeping of the pipeline: how often a worker began applying this request, and
     # when the sweeper last published it again.
@@ -333,8 +334,8 @@ class Outbox(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     done_at: Mapped[dt.datetime | None]
     last_published_at: Mapped[dt.datetime | None]
-    # Retried by time (SPEC §3): nothing delivers the row before its next try; it ends
-    # `failed` once it has been failing for longer than the budget.
+    # Retried by time (docs/behaviour.md, "Retries and failure"): nothing delivers the row
+    # before its next try; it ends `failed` once it has been failing for longer than the budget.
     next_try_at: Mapped[dt.datetime | None]
     retrying_since: Mapped[dt.datetime | None]
     tries: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,4 +1,5 @@
-"""Vendor reviews (SPEC §5): store every one, map it to an outcome, apply, hold or keep it."""
+"""Vendor reviews (docs/behaviour.md, "Vendor reviews"): store every one, map it to an
+outcome, apply, hold or keep it."""
 
 from __future__ import annotations
 
