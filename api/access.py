@@ -94,8 +94,8 @@ def _staff_of(ctx: Context, course_id: str | None) -> bool:
 
 
 def _course_from_request(ctx: Context) -> str | None:
-    """SPEC §8: the course of the resource in the path (course, exam, attempt), else the
-    body's exam_id, else the body's course_id."""
+    """The course staff rule (docs/http.md): the course of the resource in the path (course,
+    exam, attempt), else the body's exam_id, else the body's course_id."""
     if "course_id" in ctx.path:
         return ctx.path["course_id"]
     if "exam_id" in ctx.path:
@@ -153,8 +153,8 @@ def transition_reader(ctx: Context) -> None:
 
 
 def transition_poster(ctx: Context) -> None:
-    """SPEC §4: the owner's token, or staff relaying a learner's click, is the learner; staff of
-    the course (or global staff) otherwise is staff."""
+    """Who may set what (docs/behaviour.md): the owner's token, or staff relaying a learner's
+    click, is the learner; staff of the course (or global staff) otherwise is staff."""
     attempt = _attempt(ctx)
     body = ctx.body if isinstance(ctx.body, dict) else {}
     relaying = body.get("acting_for_learner") is True

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from api import errors
 from api.metrics import BacklogCollector, authorized, exposition
 from api.middleware import BodyLimit, Metrics
-from api.routes import attempts, courses, exams, health, vendors
+from api.routes import attempts, courses, exams, health, transitions, users, vendors
 from config import Settings, get_settings
 from config.logging import install_filter
 from proctoring.db import UnitOfWork, make_engine, make_session_factory
@@ -84,7 +84,7 @@ def create_app(
     app.state.uow = uow
     app.state.celery = celery
     errors.install(app)
-    for module in (exams, attempts, courses, vendors, health):
+    for module in (exams, attempts, transitions, courses, users, vendors, health):
         app.include_router(module.router)
 
     @app.get("/metrics", include_in_schema=False)

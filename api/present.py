@@ -1,8 +1,11 @@
-"""Rows to answers, and the error answers each route documents."""
+"""Rows to answers, and what each route documents: its error answers, its body's examples."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
+
+from fastapi import Body
+from pydantic import BaseModel
 
 from api.errors import STORE_DOWN
 from api.schemas import (
@@ -15,6 +18,8 @@ from api.schemas import (
 )
 from proctoring import reviews
 from proctoring.models import Attempt, Exam, Transition
+
+Answer = TypeVar("Answer", bound=BaseModel)
 
 _EXAMPLES = {
     400: "The Content-Length header is not a number.",
@@ -51,54 +56,43 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-def exam_out(exam: Exam) -> ExamOut:
-    return ExamOut(
-        exam_id=exam.id,
-        course_id=exam.course_id,
-        content_id=exam.content_id,
-        exam_name=exam.exam_name,
-        time_limit_mins=exam.time_limit_mins,
-        due_date=exam.due_date,
-        external_id=exam.external_id,
-        is_proctored=exam.is_proctored,
-        is_practice_exam=exam.is_practice_exam,
-        is_active=exam.is_active,
-        provider=exam.provider,
-        created_at=exam.created_at,
-        updated_at=exam.updated_at,
+def documented(summary: str, *codes: int, **more: Any) -> dict[str, Any]:
+    """What a route's decorator documents besides its path: its summary, its error answers
+    (as ``errors``) and anything more it is given, such as its status code."""
+    return {"summary": summary, "responses": errors(*codes), **more}
+
+
+def examples(named: dict[str, tuple[str, Any]]) -> Any:
+    """A request body documented by named examples, each given as (summary, value)."""
+    return Body(
+        openapi_examples={
+            name: {"summary": summary, "value": value} for name, (summary, value) in named.items()
+        }
     )
+
+
+def _answer(shape: type[Answer], row: object, **given: Any) -> Answer:
+    """An answer whose fields are the row's columns of the same names, but for those given."""
+    return shape(
+        **{name: getattr(row, name) for name in shape.model_fields if name not in given}, **given
+    )
+
+
+def exam_out(exam: Exam) -> ExamOut:
+    return _answer(ExamOut, exam, exam_id=exam.id)
 
 
 def attempt_out(attempt: Attempt) -> AttemptOut:
-    return AttemptOut(
-        attempt_id=attempt.id,
-        exam_id=attempt.exam_id,
-        user_id=attempt.user_id,
-        status=attempt.status,
-        attempt_code=attempt.attempt_code,
-        external_id=attempt.external_id,
-        taking_as_proctored=attempt.taking_as_proctored,
-        is_sample_attempt=attempt.is_sample_attempt,
-        started_at=attempt.started_at,
-        completed_at=attempt.completed_at,
-        allowed_time_limit_mins=attempt.allowed_time_limit_mins,
-        created_at=attempt.created_at,
-        updated_at=attempt.updated_at,
-    )
+    return _answer(AttemptOut, attempt, attempt_id=attempt.id)
 
 
 def transition_out(transition: Transition) -> TransitionOut:
-    return TransitionOut(
+    return _answer(
+        TransitionOut,
+        transition,
         transition_id=transition.id,
-        attempt_id=transition.attempt_id,
-        to_status=transition.to_status,
         source=transition.source.value,
         state=transition.state.value,
-        from_status=transition.from_status,
-        result_status=transition.result_status,
-        detail=transition.detail,
-        received_at=transition.received_at,
-        applied_at=transition.applied_at,
     )
 
 

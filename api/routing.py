@@ -12,13 +12,14 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import anyio
-from fastapi import Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.routing import APIRoute
 from sqlalchemy.pool import QueuePool
 from starlette.concurrency import run_in_threadpool
 
 from api.access import Check, Context
 from api.auth import Caller, Unauthenticated, read_token, verify_webhook
+from api.deps import get_caller
 from config import get_settings
 from proctoring import people
 from proctoring.db import UnitOfWork
@@ -150,6 +151,12 @@ class UserRoute(APIRoute):
             return response
 
         return authenticated
+
+
+def user_router(tag: str) -> APIRouter:
+    """Routes of one tag for users and the LMS. The route class reads the token; the
+    dependency shows the bearer scheme in the document, for every route alike."""
+    return APIRouter(route_class=UserRoute, tags=[tag], dependencies=[Depends(get_caller)])
 
 
 class VendorRoute(APIRoute):

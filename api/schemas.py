@@ -34,8 +34,8 @@ ExternalId = Annotated[str, StringConstraints(min_length=1, max_length=255), NoN
 
 
 def _contact_link(value: str) -> str:
-    """SPEC §7: a link a learner can follow from an e-mail, and no other kind (javascript:,
-    data:, file:…)."""
+    """A contact link (docs/behaviour.md, "E-mail"): one a learner can follow from an e-mail,
+    and no other kind (javascript:, data:, file:…)."""
     scheme, colon, rest = value.partition(":")
     web = scheme.lower() in ("https", "http") and rest.startswith("//") and len(rest) > 2
     mail = scheme.lower() == "mailto" and bool(rest)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.exc import IntegrityError
@@ -40,7 +41,11 @@ def create_attempt(
     get_user(session, user_id)
     if not exam.is_active:
         raise Invalid(f"exam {exam_id} is not active")
-    attempt = _new_attempt(exam, user_id, taking_as_proctored, external_id)
+    attempt = Attempt(
+        **_new_attempt_fields(
+            exam, user_id, taking_as_proctored=taking_as_proctored, external_id=external_id
+        )
+    )
     if external_id is not None and _session_holder(session, exam.provider, external_id):
         raise Conflict(_session_taken(exam.provider, external_id))
     try:
@@ -107,13 +112,9 @@ def attempts_for_cascades(
             .returning(Attempt.id, Attempt.exam_id, Attempt.user_id),
             [
                 {
-                    "exam_id": exam_id,
-                    "user_id": user_id,
-                    "status": Status.created,
-                    "attempt_code": new_attempt_code(),
-                    "taking_as_proctored": False,
-                    "is_sample_attempt": exams[exam_id].is_practice_exam,
-                    "provider": exams[exam_id].provider,
+                    **_new_attempt_fields(
+                        exams[exam_id], user_id, taking_as_proctored=False, external_id=None
+                    ),
                     "created_at": now,
                     "updated_at": now,
                 }
@@ -138,21 +139,22 @@ def _live_attempts(
     return {(e, u): i for i, e, u in rows}
 
 
-def _new_attempt(
-    exam: Exam, user_id: int, taking_as_proctored: bool, external_id: str | None
-) -> Attempt:
-    return Attempt(
-        exam_id=exam.id,
-        user_id=user_id,
-        status=Status.created,
-        attempt_code=new_attempt_code(),
-        external_id=external_id,
-        provider=exam.provider,
+def _new_attempt_fields(
+    exam: Exam, user_id: int, *, taking_as_proctored: bool, external_id: str | None
+) -> dict[str, Any]:
+    """A new attempt's columns, whether a learner asks for it or a cascade makes it."""
+    return {
+        "exam_id": exam.id,
+        "user_id": user_id,
+        "status": Status.created,
+        "attempt_code": new_attempt_code(),
+        "external_id": external_id,
+        "provider": exam.provider,
         # An exam that is not proctored is taken as a timed exam, whatever was asked: no
         # "will be reviewed" e-mail, no vendor review applies to it.
-        taking_as_proctored=taking_as_proctored and exam.is_proctored,
-        is_sample_attempt=exam.is_practice_exam,
-    )
+        "taking_as_proctored": taking_as_proctored and exam.is_proctored,
+        "is_sample_attempt": exam.is_practice_exam,
+    }
 
 
 def get_attempt(session: Session, attempt_id: int, *, include_archived: bool = False) -> Attempt:

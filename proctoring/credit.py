@@ -17,27 +17,16 @@ import httpx
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
-from proctoring import statuses
+from proctoring import followups, statuses
 from proctoring.clock import utcnow
 from proctoring.db import upsert_insert
 from proctoring.models import (
-    Attempt,
     AttemptHistory,
     CreditRequirement,
-    Exam,
     Outbox,
     OutboxKind,
     OutboxState,
     Transition,
-    User,
-)
-from proctoring.outbox import (
-    FollowUpResult,
-    RetryPolicy,
-    claim,
-    fail_outbox,
-    finish,
-    postpone,
 )
 
 NAMESPACE = "proctored_exam"
@@ -74,9 +63,9 @@ def settle_credit(
     uow: Callable[[], AbstractContextManager[Session]],
     outbox_ids: Sequence[int],
     deliver: Delivery | None,
-    policy: RetryPolicy | None = None,
+    policy: followups.RetryPolicy | None = None,
     lease_seconds: float = 300.0,
-) -> FollowUpResult:
+) -> followups.FollowUpResult:
     """Apply credit follow-ups (set and clear) and, if configured, tell the LMS.
 
     Two short transactions, none held open while the LMS answers:
@@ -89,8 +78,8 @@ def settle_credit(
        policy. After a try that should be repeated, the rest of the batch is not tried: the
        LMS is away for them too.
     """
-    policy = policy or RetryPolicy()
-    result = FollowUpResult()
+    policy = policy or followups.RetryPolicy()
+    result = followups.FollowUpResult()
     with uow() as session:
         outgoing = _write(session, outbox_ids, deliver is not None, lease_seconds, result)
     if not outgoing or deliver is None:
@@ -110,12 +99,12 @@ def settle_credit(
         result.done.extend(done)
         for row_id, answer in answers.items():
             if answer is not None:
-                fail_outbox(session, [row_id], answer)
+                followups.fail_outbox(session, [row_id], answer)
                 result.failed.append(row_id)
         if later is not None:
             reason, asked = later
             waiting = [row_id for row_id, _ in outgoing if row_id not in answers]
-            over, wait = postpone(session, waiting, reason, policy, asked=asked)
+            over, wait = followups.postpone(session, waiting, reason, policy, asked=asked)
             result.failed.extend(over)
             result.postponed([i for i in waiting if i not in over], wait)
     return result
@@ -126,23 +115,23 @@ def _write(
     outbox_ids: Sequence[int],
     tell_lms: bool,
     lease_seconds: float,
-    result: FollowUpResult,
+    result: followups.FollowUpResult,
 ) -> list[tuple[int, CreditChange]]:
     """Write the batch's requirements; return the changes still to be told to the LMS."""
     rows = sorted(
-        claim(session, OutboxKind.credit, outbox_ids)
-        + claim(session, OutboxKind.clear_credit, outbox_ids),
+        followups.claim(session, OutboxKind.credit, outbox_ids)
+        + followups.claim(session, OutboxKind.clear_credit, outbox_ids),
         key=lambda r: r.id,
     )
     fresh = [row for row in rows if row.payload is None]
     changes: dict[int, CreditChange | None] = {}
     if fresh:
-        facts = _Facts(session, fresh)
-        changes = {row.id: facts.change(row) for row in fresh if row.kind is OutboxKind.credit}
+        facts = followups.FollowUpContext(session, fresh)
+        changes = {row.id: _change(facts, row) for row in fresh if row.kind is OutboxKind.credit}
         _upsert(session, [c for c in changes.values() if c is not None])
         for row in fresh:
             if row.kind is OutboxKind.clear_credit:
-                changes[row.id] = _clear(session, facts.change(row), row.attempt_id)
+                changes[row.id] = _clear(session, _change(facts, row), row.attempt_id)
     for row in rows:
         if row.payload is not None:
             changes[row.id] = CreditChange(**json.loads(row.payload))
@@ -151,7 +140,7 @@ def _write(
     for row in rows:
         change = changes[row.id]
         if not tell_lms or change is None:
-            finish(row, OutboxState.done)
+            followups.finish(row, OutboxState.done)
             result.done.append(row.id)
             continue
         row.payload = json.dumps(asdict(change))
@@ -169,49 +158,22 @@ def _finish_done(session: Session, outbox_ids: Sequence[int]) -> None:
         )
 
 
-class _Facts:
-    """Attempts, exams, users and transitions of a batch, read in one query each."""
-
-    def __init__(self, session: Session, rows: Sequence[Outbox]) -> None:
-        attempt_ids = {r.attempt_id for r in rows}
-        self.attempts = {
-            a.id: a for a in session.scalars(select(Attempt).where(Attempt.id.in_(attempt_ids)))
-        }
-        exam_ids = {a.exam_id for a in self.attempts.values()}
-        self.exams = {e.id: e for e in session.scalars(select(Exam).where(Exam.id.in_(exam_ids)))}
-        user_ids = {a.user_id for a in self.attempts.values()}
-        self.users = {
-            u.user_id: u for u in session.scalars(select(User).where(User.user_id.in_(user_ids)))
-        }
-        transition_ids = {r.transition_id for r in rows if r.transition_id is not None}
-        self.results = dict(
-            session.execute(
-                select(Transition.id, Transition.result_status).where(
-                    Transition.id.in_(transition_ids)
-                )
-            ).all()
-        )
-
-    def change(self, row: Outbox) -> CreditChange:
-        attempt = self.attempts[row.attempt_id]
-        exam = self.exams[attempt.exam_id]
-        change = CreditChange(
-            user_id=attempt.user_id,
-            username=self.users[attempt.user_id].username,
-            course_id=exam.course_id,
-            namespace=NAMESPACE,
-            name=exam.content_id,
-            status=None,
-            transition_id=None,
-        )
-        if row.kind is OutboxKind.clear_credit:
-            return change
-        assert row.transition_id is not None
-        result = self.results[row.transition_id]
-        assert result is not None
-        value = statuses.credit_value(result)
-        assert value is not None
-        return dataclasses.replace(change, status=value.value, transition_id=row.transition_id)
+def _change(facts: followups.FollowUpContext, row: Outbox) -> CreditChange:
+    attempt, exam = facts.attempt(row), facts.exam(row)
+    change = CreditChange(
+        user_id=attempt.user_id,
+        username=facts.user(row).username,
+        course_id=exam.course_id,
+        namespace=NAMESPACE,
+        name=exam.content_id,
+        status=None,
+        transition_id=None,
+    )
+    if row.kind is OutboxKind.clear_credit:
+        return change
+    value = statuses.credit_value(facts.result(row))
+    assert value is not None
+    return dataclasses.replace(change, status=value.value, transition_id=row.transition_id)
 
 
 def _clear(session: Session, change: CreditChange, attempt_id: int) -> CreditChange | None:
@@ -306,7 +268,7 @@ def credit_of_user(
     ).all()
 
 
-# Client errors that say "not now" rather than "never" (SPEC §3).
+# Client errors that say "not now" rather than "never" (docs/behaviour.md, "Credit").
 TRY_AGAIN = frozenset({408, 409, 425, 429})
 
 

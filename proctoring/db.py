@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -14,26 +15,39 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from proctoring.models import OutboxKind
+
 log = logging.getLogger(__name__)
+
+
+class WakeupKind(enum.StrEnum):
+    """What a wake-up asks for: ``apply`` the requests of these transition ids, or carry out
+    the follow-ups of these outbox ids, one member per outbox kind, spelled as it is."""
+
+    apply = "apply"
+    credit = OutboxKind.credit.value
+    clear_credit = OutboxKind.clear_credit.value
+    cascade = OutboxKind.cascade.value
+    email = OutboxKind.email.value
 
 
 @dataclass(frozen=True)
 class Wakeup:
-    """A message to send once the commit that recorded its row has happened.
+    """A message to send once the commit that recorded its row has happened."""
 
-    ``kind`` is "apply" for a transition id, or an outbox kind for an outbox id.
-    """
-
-    kind: str
+    kind: WakeupKind
     id: int
 
 
 Publisher = Callable[[Sequence[Wakeup]], None]
 
 
-def wake(session: Session, kind: str, ids: Sequence[int]) -> None:
+def wake(session: Session, kind: WakeupKind | OutboxKind, ids: Sequence[int]) -> None:
     """Ask for a message per id after this session commits (never before: rule 1)."""
-    session.info.setdefault("wakeups", []).extend(Wakeup(str(kind), i) for i in ids)
+    # An outbox kind is the wake-up kind of the same name; an unknown one fails here, inside
+    # the transaction, rather than in the publisher after the commit.
+    wakeup_kind = WakeupKind(kind)
+    session.info.setdefault("wakeups", []).extend(Wakeup(wakeup_kind, i) for i in ids)
 
 
 def upsert_insert(bind: Session | Connection) -> Callable[..., Any]:

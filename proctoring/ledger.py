@@ -20,11 +20,11 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from proctoring.clock import utcnow
-from proctoring.db import wake
+from proctoring.db import WakeupKind, wake
 from proctoring.models import Outbox, OutboxState, Transition, TransitionState
 
 # What a request's wake-up is called (proctoring.db.Wakeup.kind): the task that applies it.
-APPLY = "apply"
+APPLY = WakeupKind.apply
 
 Executor = Session | Connection
 

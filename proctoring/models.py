@@ -1,4 +1,4 @@
-"""The tables. The uniqueness rules of docs/behaviour.md, "Entities", live here as database
+"""The tables. The uniqueness rules of docs/behaviour.md ("Entities") live here as database
 constraints."""
 
 from __future__ import annotations
@@ -113,6 +113,17 @@ class Base(DeclarativeBase):
     type_annotation_map = {dt.datetime: UTCDateTime()}
 
 
+# Partial indexes: a unique rule among live attempts only; the sweeper's and the relay's scans
+# over pending rows only, so those indexes stay as small as the backlog.
+_LIVE = "archived_at IS NULL"
+_PENDING = "state = 'pending'"
+
+
+def _partial_index(name: str, *columns: str, where: str, unique: bool = False) -> Index:
+    condition = text(where)
+    return Index(name, *columns, unique=unique, sqlite_where=condition, postgresql_where=condition)
+
+
 class Timestamped:
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -164,24 +175,18 @@ class Attempt(Timestamped, Base):
     __tablename__ = "attempts"
     __table_args__ = (
         # One live attempt per (exam, user); archived attempts are kept beside it.
-        Index(
-            "uq_attempts_live_exam_user",
-            "exam_id",
-            "user_id",
-            unique=True,
-            sqlite_where=text("archived_at IS NULL"),
-            postgresql_where=text("archived_at IS NULL"),
+        _partial_index(
+            "uq_attempts_live_exam_user", "exam_id", "user_id", unique=True, where=_LIVE
         ),
         Index("ix_attempts_status_started_at", "status", "started_at"),
         # A vendor's session id names one live attempt of that vendor: a vendor's lookup
         # never has to choose, and nobody can take over another learner's session.
-        Index(
+        _partial_index(
             "uq_attempts_live_provider_external_id",
             "provider",
             "external_id",
             unique=True,
-            sqlite_where=text("archived_at IS NULL"),
-            postgresql_where=text("archived_at IS NULL"),
+            where=_LIVE,
         ),
     )
 
@@ -209,12 +214,7 @@ class Transition(Base):
     __table_args__ = (
         UniqueConstraint("source", "idempotency_key"),
         Index("ix_transitions_attempt_id_id", "attempt_id", "id"),
-        Index(
-            "ix_transitions_pending",
-            "received_at",
-            sqlite_where=text("state = 'pending'"),
-            postgresql_where=text("state = 'pending'"),
-        ),
+        _partial_index("ix_transitions_pending", "received_at", where=_PENDING),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -235,7 +235,7 @@ class Transition(Base):
     detail: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     applied_at: Mapped[dt.datetime | None]
-    # A time-out stamped with the instant the time ran out.
+    # A time-out stamped with the instant the time ran out (docs/behaviour.md, "Time-outs").
     expired_at: Mapped[dt.datetime | None]
     # Bookkeeping of the pipeline: how often a worker began applying this request, and
     # when the sweeper last published it again.
@@ -322,14 +322,7 @@ class Outbox(Base):
     """A follow-up recorded in the same commit as the status change that caused it."""
 
     __tablename__ = "outbox"
-    __table_args__ = (
-        Index(
-            "ix_outbox_pending",
-            "created_at",
-            sqlite_where=text("state = 'pending'"),
-            postgresql_where=text("state = 'pending'"),
-        ),
-    )
+    __table_args__ = (_partial_index("ix_outbox_pending", "created_at", where=_PENDING),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     kind: Mapped[OutboxKind] = mapped_column(_enum(OutboxKind, "outbox_kind"))

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, delete, or_, select
-from sqlalchemy.exc import IntegrityError
+from typing import cast
+
+from sqlalchemy import Connection, Executable, delete, or_, select
 from sqlalchemy.orm import Session
 
-from proctoring.clock import utcnow
 from proctoring.db import upsert_insert
 from proctoring.errors import NotFound
 from proctoring.models import Course, CourseStaff, User
@@ -15,24 +15,10 @@ from proctoring.models import Course, CourseStaff, User
 def upsert_user(
     session: Session, user_id: int, username: str, email: str, *, is_staff: bool | None = None
 ) -> User:
-    """Create or refresh a user; ``is_staff`` None leaves the flag as it is."""
-    user = session.get(User, user_id)
-    if user is None:
-        user = User(user_id=user_id, username=username, email=email, is_staff=bool(is_staff))
-        try:
-            with session.begin_nested():
-                session.add(user)
-            return user
-        except IntegrityError:
-            # The same new user's first requests raced us; theirs is committed by now.
-            user = session.get_one(User, user_id, populate_existing=True)
-    if user.username != username:
-        user.username = username
-    if user.email != email:
-        user.email = email
-    if is_staff is not None and user.is_staff != is_staff:
-        user.is_staff = is_staff
-    return user
+    """Create or refresh a user; ``is_staff`` None leaves the flag as it is. The same new
+    user's first requests may race this one: the upsert lets one insert and the rest update."""
+    session.execute(_upsert_user(session, user_id, username, email, is_staff))
+    return session.get_one(User, user_id, populate_existing=True)
 
 
 def refresh_user(
@@ -45,33 +31,28 @@ def refresh_user(
     of that user (the LMS sends all of its requests as one user) would queue behind it, and
     with all of a process's threads queued, the request holding the lock could never finish.
     """
-    insert = upsert_insert(connection)
-    now = utcnow()
+    connection.execute(_upsert_user(connection, user_id, username, email, is_staff))
+
+
+def _upsert_user(
+    bind: Session | Connection, user_id: int, username: str, email: str, is_staff: bool | None
+) -> Executable:
+    """Insert the user, or update the fields given that differ; the same fields again write
+    nothing, so ``updated_at`` says when something last changed."""
+    insert = upsert_insert(bind)
+    # The time stamps come from their column defaults; a conflict keeps created_at and takes
+    # updated_at from the row that would have been inserted.
     statement = insert(User).values(
-        user_id=user_id,
-        username=username,
-        email=email,
-        is_staff=is_staff,
-        created_at=now,
-        updated_at=now,
+        user_id=user_id, username=username, email=email, is_staff=bool(is_staff)
     )
     new = statement.excluded
-    connection.execute(
-        statement.on_conflict_do_update(
-            index_elements=[User.user_id],
-            set_={
-                "username": new.username,
-                "email": new.email,
-                "is_staff": new.is_staff,
-                "updated_at": new.updated_at,
-            },
-            where=or_(
-                User.username.is_distinct_from(new.username),
-                User.email.is_distinct_from(new.email),
-                User.is_staff.is_distinct_from(new.is_staff),
-            ),
-        )
+    given = ["username", "email"] if is_staff is None else ["username", "email", "is_staff"]
+    statement = statement.on_conflict_do_update(
+        index_elements=[User.user_id],
+        set_={**{name: new[name] for name in given}, "updated_at": new.updated_at},
+        where=or_(*(getattr(User, name).is_distinct_from(new[name]) for name in given)),
     )
+    return cast(Executable, statement)
 
 
 def get_user(session: Session, user_id: int) -> User:

@@ -1,4 +1,5 @@
-"""Vendor reviews (SPEC §5): store every one, map it to an outcome, apply, hold or keep it."""
+"""Vendor reviews (docs/behaviour.md, "Vendor reviews"): store every one, map it to an
+outcome, apply, hold or keep it."""
 
 from __future__ import annotations
 
@@ -103,13 +104,7 @@ def record_review(
             state = ReviewState.held
         else:
             state = ReviewState.applied
-            transition, _ = record_transition(
-                session,
-                attempt_id=attempt.id,
-                to_status=outcome,
-                source=Source.vendor,
-                idempotency_key=review_key(provider, webhook_id),
-            )
+            transition, _ = _vendor_request(session, attempt.id, outcome, provider, webhook_id)
     review = Review(
         attempt_id=attempt.id,
         provider=provider,
@@ -170,11 +165,19 @@ def record_vendor_ready(
     raced = _claim(session, provider, webhook_id)
     if raced is not None:
         return raced
-    transition, new = record_transition(
+    ready = Status.ready_to_start
+    transition, new = _vendor_request(session, attempt.id, ready, provider, webhook_id)
+    return ReadyReceipt(transition, new)
+
+
+def _vendor_request(
+    session: Session, attempt_id: int, to_status: Status, provider: str, webhook_id: str
+) -> tuple[Transition, bool]:
+    """A vendor's request, keyed by its webhook id: the message asks once, whatever repeats."""
+    return record_transition(
         session,
-        attempt_id=attempt.id,
-        to_status=Status.ready_to_start,
+        attempt_id=attempt_id,
+        to_status=to_status,
         source=Source.vendor,
         idempotency_key=review_key(provider, webhook_id),
     )
-    return ReadyReceipt(transition, new)

@@ -1,4 +1,5 @@
-"""The status table of SPEC §2, as data, and the classifications read from it."""
+"""The status table (docs/behaviour.md, "Statuses"), as data, and the classifications read
+from it."""
 
 from __future__ import annotations
 
@@ -68,7 +69,7 @@ TABLE: dict[Status, Row] = {
 
 REVIEWED: frozenset[Status] = frozenset({_S.second_review_required, _S.verified, _S.rejected})
 
-# SPEC §4: the targets each source may set.
+# The targets each source may set (docs/behaviour.md, "Who may set what").
 TARGETS_BY_SOURCE: dict[Source, frozenset[Status]] = {
     Source.learner: frozenset(
         {

@@ -1,4 +1,5 @@
-"""Time-outs (SPEC §6): attempts in progress whose time has run out get a `timed_out` request."""
+"""Time-outs (docs/behaviour.md, "Time-outs"): attempts in progress whose time has run out get
+a `timed_out` request."""
 
 from __future__ import annotations
 

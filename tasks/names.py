@@ -5,6 +5,8 @@ A test pins these strings; change one only with a migration plan for queued mess
 
 from __future__ import annotations
 
+from proctoring.db import WakeupKind
+
 APPLY_TRANSITIONS = "proctorq.apply_transitions"
 CASCADE_DECLINES = "proctorq.cascade_declines"
 UPDATE_CREDIT = "proctorq.update_credit"
@@ -13,11 +15,11 @@ SWEEP_INBOX = "proctorq.sweep_inbox"
 RELAY_OUTBOX = "proctorq.relay_outbox"
 EXPIRE_OVERDUE_ATTEMPTS = "proctorq.expire_overdue_attempts"
 
-# What each kind of wake-up (proctoring.db.Wakeup.kind) is sent as.
-BY_WAKEUP = {
-    "apply": APPLY_TRANSITIONS,
-    "cascade": CASCADE_DECLINES,
-    "credit": UPDATE_CREDIT,
-    "clear_credit": UPDATE_CREDIT,
-    "email": SEND_STATUS_EMAIL,
+# What each kind of wake-up is sent as.
+BY_WAKEUP: dict[WakeupKind, str] = {
+    WakeupKind.apply: APPLY_TRANSITIONS,
+    WakeupKind.cascade: CASCADE_DECLINES,
+    WakeupKind.credit: UPDATE_CREDIT,
+    WakeupKind.clear_credit: UPDATE_CREDIT,
+    WakeupKind.email: SEND_STATUS_EMAIL,
 }

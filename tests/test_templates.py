@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from proctoring import emails
+from proctoring import emails, statuses
 from proctoring.statuses import Status
 
 KINDS = sorted(
@@ -44,7 +44,7 @@ def test_each_kind_renders_strictly_with_every_fact(status: Status) -> None:
     for part in (rendered.text, rendered.html):
         for fact in ("ada", "Analytical Engines 101", "Final exam", "courses.example.test/contact"):
             assert fact in part
-        assert emails.statuses.in_words(status) in part
+        assert statuses.in_words(status) in part
     for file in FILES:
         source = (emails.templates_dir() / template / file).read_text()
         assert source.startswith('{% extends "_base/'), f"{template}/{file} extends its base"

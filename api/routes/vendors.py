@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Body, Header, Path, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Request, Response
 
 from api.deps import UoW
-from api.present import errors, vendor_answer
+from api.present import errors, examples, vendor_answer
 from api.routing import VendorRoute
 from api.schemas import ReviewIn, ReviewOut, TransitionAccepted
 from proctoring import reviews
 from proctoring.errors import Invalid
 
-router = APIRouter(route_class=VendorRoute, tags=["vendors"])
+F = TypeVar("F", bound=Callable[..., Any])
 
 ProviderPath = Annotated[
     str, Path(min_length=1, max_length=100, description="The vendor's configured name.")
@@ -40,45 +41,64 @@ WebhookSignature = Annotated[
 ]
 
 
-@router.post(
+ReviewBody = Annotated[
+    ReviewIn,
+    examples(
+        {
+            "passed": (
+                "A clean session",
+                {"attempt_code": "Qm9vdGNhbXA...", "status": "passed"},
+            ),
+            "violation": (
+                "A human saw a violation",
+                {
+                    "external_id": "session-8812",
+                    "status": "violation",
+                    "reviewed_by": "reviewer@vendor.example",
+                    "comments": "Second person in the room at 12:31.",
+                },
+            ),
+        }
+    ),
+]
+
+
+async def _signature_headers(
+    webhook_id: WebhookId, webhook_timestamp: WebhookTimestamp, webhook_signature: WebhookSignature
+) -> None:
+    """Shows the signature's headers in the document; the route class has checked them."""
+
+
+router = APIRouter(
+    route_class=VendorRoute, tags=["vendors"], dependencies=[Depends(_signature_headers)]
+)
+
+
+def _message(path: str, summary: str, description: str) -> Callable[[F], F]:
+    """A vendor's signed message: 202 once recorded; 401 or 404 before anything is looked up."""
+    return router.post(
+        path,
+        status_code=202,
+        responses=errors(401, 404),
+        summary=summary,
+        description=description + SIGNING,
+    )
+
+
+@_message(
     "/v1/providers/{provider}/reviews",
-    status_code=202,
-    response_model=ReviewOut | TransitionAccepted,
-    responses=errors(401, 404),
-    summary="Post a review result",
-    description="The vendor's verdict on a recorded session. The word in `status` is mapped "
+    "Post a review result",
+    "The vendor's verdict on a recorded session. The word in `status` is mapped "
     "with the provider's vocabulary: a passing word verifies the attempt, `not_reviewed` makes "
     "it `error`, a failing word rejects it when a human reviewed it (or no second review is "
     "required) and otherwise asks for a second review. A review that arrives before the "
-    "attempt is submitted is held and applied right after the submit. " + SIGNING,
+    "attempt is submitted is held and applied right after the submit. ",
 )
 def post_review(
     uow: UoW,
     request: Request,
     provider: ProviderPath,
-    review: Annotated[
-        ReviewIn,
-        Body(
-            openapi_examples={
-                "passed": {
-                    "summary": "A clean session",
-                    "value": {"attempt_code": "Qm9vdGNhbXA...", "status": "passed"},
-                },
-                "violation": {
-                    "summary": "A human saw a violation",
-                    "value": {
-                        "external_id": "session-8812",
-                        "status": "violation",
-                        "reviewed_by": "reviewer@vendor.example",
-                        "comments": "Second person in the room at 12:31.",
-                    },
-                },
-            }
-        ),
-    ],
-    webhook_id: WebhookId,
-    webhook_timestamp: WebhookTimestamp,
-    webhook_signature: WebhookSignature,
+    review: ReviewBody,
 ) -> ReviewOut | TransitionAccepted:
     if review.attempt_code is None and review.external_id is None:
         raise Invalid("name the attempt with attempt_code or external_id")
@@ -96,15 +116,11 @@ def post_review(
         return vendor_answer(receipt)
 
 
-@router.post(
+@_message(
     "/v1/providers/{provider}/attempts/{external_id}/ready",
-    status_code=202,
-    response_model=TransitionAccepted | ReviewOut,
-    responses=errors(401, 404),
-    summary="The learner's proctoring software is ready",
-    description="Moves the attempt to `ready_to_start` if it is still `created` or "
-    "`download_software_clicked`; later, the request ends `noop`. The body may be empty. "
-    + SIGNING,
+    "The learner's proctoring software is ready",
+    "Moves the attempt to `ready_to_start` if it is still `created` or "
+    "`download_software_clicked`; later, the request ends `noop`. The body may be empty. ",
 )
 def post_ready(
     uow: UoW,
@@ -112,9 +128,6 @@ def post_ready(
     response: Response,
     provider: ProviderPath,
     external_id: Annotated[str, Path(min_length=1, max_length=255, pattern=r"^[^\x00]+$")],
-    webhook_id: WebhookId,
-    webhook_timestamp: WebhookTimestamp,
-    webhook_signature: WebhookSignature,
 ) -> TransitionAccepted | ReviewOut:
     with uow() as session:
         receipt = reviews.record_vendor_ready(

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from pydantic import TypeAdapter
 
 from api.app import create_app
-from api.routes import attempts, courses, exams, health, vendors
+from api.routes import attempts, courses, exams, health, transitions, users, vendors
 from config import get_settings
 from proctoring.db import UnitOfWork
 
@@ -141,7 +141,7 @@ def _body_model(method: str, path: str) -> Any:
 def _api_routes() -> list[APIRoute]:
     return [
         route
-        for module in (attempts, courses, exams, health, vendors)
+        for module in (attempts, courses, exams, health, transitions, users, vendors)
         for route in module.router.routes
         if isinstance(route, APIRoute)
     ]

@@ -9,7 +9,9 @@ from collections.abc import Sequence
 
 import pytest
 
-from proctoring.db import Wakeup
+from proctoring.db import Wakeup, WakeupKind
+from proctoring.models import OutboxKind
+from tasks import names
 from workers.publisher import CoalescingPublisher
 
 
@@ -57,3 +59,8 @@ def test_a_failed_send_is_logged_and_the_next_ones_still_go(
         assert publisher.flush(10)
     assert broker.batches == [[1], [2]]
     assert "publishing 1 wake-ups failed; the sweeper will" in caplog.text
+
+
+def test_every_kind_of_wakeup_is_sent_as_a_task() -> None:
+    assert set(names.BY_WAKEUP) == set(WakeupKind)
+    assert {str(kind) for kind in WakeupKind} == {"apply", *(str(k) for k in OutboxKind)}
