@@ -14,6 +14,7 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY api ./api
+COPY cli ./cli
 COPY config ./config
 COPY migrations ./migrations
 COPY proctoring ./proctoring

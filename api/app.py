@@ -10,6 +10,7 @@ from typing import Any
 from celery import Celery
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from fastapi_offline import FastAPIOffline
 from prometheus_client import REGISTRY
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
@@ -21,7 +22,9 @@ from api.routes import attempts, courses, exams, health, transitions, users, ven
 from config import Settings, get_settings
 from config.logging import install_filter
 from proctoring.db import UnitOfWork, make_engine, make_session_factory
+from workers.app import app as default_celery_app
 from workers.publisher import CeleryPublisher, CoalescingPublisher
+from workers.status import status_report
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +49,7 @@ def create_app(
     celery: Celery | None = None,
 ) -> FastAPI:
     settings = settings or get_settings()
-    if celery is None:
-        from workers.app import app as celery
+    celery = celery or default_celery_app
     if uow is None:
         # A connection per request thread: uvicorn's threadpool runs up to 40 at once.
         engine = make_engine(settings.database_url, pool_size=20, max_overflow=20)
@@ -65,7 +67,9 @@ def create_app(
         if flush is not None:
             await run_in_threadpool(flush)
 
-    app = FastAPI(
+    # The documentation pages load Swagger UI and ReDoc from this app, not from a CDN, so
+    # /docs works on a machine without internet access.
+    app = FastAPIOffline(
         title="proctorq",
         version="1",
         description=DESCRIPTION,
@@ -139,7 +143,6 @@ def _backlog_engine(uow: UnitOfWork) -> Engine:
 def _register_backlog(uow: UnitOfWork, celery: Celery, settings: Settings) -> None:
     """One backlog collector per process, reading the latest app's store and broker."""
     global _collector
-    from workers.status import status_report
 
     engines: list[Engine] = []  # made at the first scrape: most apps are never scraped
 

@@ -27,7 +27,7 @@ from bench.common import (
 from bench.smtp_sink import SMTPSink
 from proctoring.db import Wakeup
 from proctoring.statuses import Status
-from tasks import names
+from workers import routing
 from workers.publisher import CoalescingPublisher
 
 WORKER = {"queues": "transitions,credit,email", "concurrency": 2, "pool": "prefork"}
@@ -66,7 +66,7 @@ def ours(n: int, smtp: SMTPSink, coalesced: bool) -> tuple[float, dict[str, int]
             publisher.flush(60)
         else:
             publish_one_each(
-                stack, names.APPLY_TRANSITIONS, [[i] for i in transition_ids], "transitions"
+                stack, routing.APPLY_TRANSITIONS, [[i] for i in transition_ids], "transitions"
             )
         before = smtp.accepted
 

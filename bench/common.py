@@ -37,7 +37,7 @@ from proctoring.schema import upgrade
 from proctoring.statuses import Source, Status
 from tests.support.databases import REDIS_URL, create_postgres_database, drop_postgres_database
 from tests.support.processes import Stack, stack, wait_until
-from workers.app import QUEUES
+from workers.routing import QUEUES
 
 __all__ = ["Stack", "wait_until"]
 

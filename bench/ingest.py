@@ -34,14 +34,14 @@ BODY = json.dumps({"to_status": "started", "acting_for_learner": True}).encode()
 @contextmanager
 def server(stack: Stack, workers: int) -> Iterator[int]:
     """The app as `proctorq api --workers N` runs it: uvicorn (uvloop, httptools, no access
-    log) in N processes with a listening socket each (workers/serve.py)."""
+    log) in N processes with a listening socket each (api/serve.py)."""
     port = free_port()
     log = (stack.folder / "uvicorn.log").open("wb")
     process = subprocess.Popen(
         [
             sys.executable,
             "-m",
-            "workers.serve",
+            "api.serve",
             "--app",
             "bench.ingest_app:app_factory",
             "--port",

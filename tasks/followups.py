@@ -7,13 +7,13 @@ from proctoring import credit, emails
 from proctoring.db import UnitOfWork
 from proctoring.ledger import OUTBOX
 from proctoring.outbox import FollowUpResult
-from tasks import names
+from workers import routing
 from workers.app import app
 from workers.base import OwnTransactionsTask
 from workers.resources import credit_webhook, email_backend, retry_policy
 
 
-@app.task(base=OwnTransactionsTask, name=names.UPDATE_CREDIT, ledger=OUTBOX)
+@app.task(base=OwnTransactionsTask, name=routing.UPDATE_CREDIT, ledger=OUTBOX)
 def update_credit(uow: UnitOfWork, outbox_ids: list[int]) -> FollowUpResult:
     settings = get_settings()
     webhook = credit_webhook()
@@ -27,7 +27,7 @@ def update_credit(uow: UnitOfWork, outbox_ids: list[int]) -> FollowUpResult:
     )
 
 
-@app.task(base=OwnTransactionsTask, name=names.SEND_STATUS_EMAIL, ledger=OUTBOX)
+@app.task(base=OwnTransactionsTask, name=routing.SEND_STATUS_EMAIL, ledger=OUTBOX)
 def send_status_email(uow: UnitOfWork, outbox_ids: list[int]) -> FollowUpResult:
     settings = get_settings()
     return emails.send_status_emails(

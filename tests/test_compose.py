@@ -235,7 +235,7 @@ def test_mailpit_catches_smtp_on_1025_with_a_page_on_8025() -> None:
 
 
 def test_the_workers_together_consume_every_queue_each_queue_once() -> None:
-    from workers.app import QUEUES
+    from workers.routing import QUEUES
 
     consumed = [
         q for name in WORKERS for q in command_of(name)[command_of(name).index("-Q") + 1].split(",")
@@ -249,7 +249,7 @@ def test_the_workers_together_consume_every_queue_each_queue_once() -> None:
 @functools.cache
 def subcommand_help(subcommand: str) -> str:
     result = subprocess.run(
-        [sys.executable, "-m", "workers.cli", subcommand, "--help"],
+        [sys.executable, "-m", "cli.main", subcommand, "--help"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -276,7 +276,7 @@ def test_every_command_line_is_a_proctorq_command(name: str) -> None:
     missing = passed - options_in(help_text)
     assert not missing, f"proctorq {subcommand} has no option {sorted(missing)}"
 
-    from workers.cli import build_parser
+    from cli.main import build_parser
 
     # The exact arguments parse, values included (e.g. `-c 2` is a number).
     arguments = build_parser().parse_args(command[1:])

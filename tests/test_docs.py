@@ -18,11 +18,11 @@ import pytest
 from fastapi.routing import APIRoute
 
 from api.app import create_app
+from cli.main import build_parser
 from config import get_settings
 from proctoring.db import UnitOfWork
 from proctoring.statuses import Source, Status
-from tasks import names
-from workers.cli import build_parser
+from workers import routing
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -175,6 +175,6 @@ def test_every_command_is_in_operations() -> None:
 
 def test_every_task_name_is_in_the_docs() -> None:
     text = docs_text()
-    task_names = [v for k, v in vars(names).items() if k.isupper() and isinstance(v, str)]
+    task_names = [v for k, v in vars(routing).items() if k.isupper() and isinstance(v, str)]
     missing = [name for name in task_names if name not in text]
     assert task_names and not missing, f"docs/ never names {missing}"

@@ -92,7 +92,7 @@ def test_the_command_line_stops_on_a_placeholder_with_one_sentence(tmp_path: Pat
     env["PROCTORQ_JWT_SECRET"] = env_example()["PROCTORQ_JWT_SECRET"] or ""
     env["PROCTORQ_VAR_DIR"] = str(tmp_path)
     done = subprocess.run(
-        [sys.executable, "-m", "workers.cli", "status"],
+        [sys.executable, "-m", "cli.main", "status"],
         env=env,
         cwd=tmp_path,
         capture_output=True,

@@ -18,8 +18,8 @@ from config.logging import log_context
 from proctoring.db import UnitOfWork
 from proctoring.ledger import Ledger
 from proctoring.outbox import FollowUpResult
-from workers.app import MAX_RETRY_DELAY_SECONDS
 from workers.resources import unit_of_work
+from workers.routing import MAX_RETRY_DELAY_SECONDS
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from celery import Celery
 from kombu.exceptions import OperationalError
 
 from proctoring.db import Wakeup
-from tasks import names
+from workers import routing
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class CeleryPublisher:
             return
         by_task: dict[str, list[int]] = defaultdict(list)
         for wakeup in wakeups:
-            by_task[names.BY_WAKEUP[wakeup.kind]].append(wakeup.id)
+            by_task[routing.BY_WAKEUP[wakeup.kind]].append(wakeup.id)
         try:
             for name, ids in by_task.items():
                 unique = sorted(set(ids))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from celery import Celery
+from kombu.entity import Queue
 
-from workers.app import QUEUES
+from workers.routing import QUEUES
 
 
 def queue_depths(app: Celery, timeout: float = 3.0) -> dict[str, int]:
@@ -29,3 +30,17 @@ def queue_depths(app: Celery, timeout: float = 3.0) -> dict[str, int]:
                 except connection.channel_errors + connection.connection_errors:
                     pass
     return depths
+
+
+def declare_queues(app: Celery) -> None:
+    """Make every queue exist on the broker now.
+
+    kombu's SQLAlchemy transport (the embedded broker) creates a queue's row on first use
+    without handling a concurrent insert: an API publishing the first message while a worker
+    starts consuming could both insert it, and the loser's process dies. `up` declares them
+    all once, before it starts either.
+    """
+    with app.connection_for_write() as connection:
+        connection.ensure_connection(max_retries=1)
+        for name in QUEUES:
+            Queue(name)(connection.default_channel).declare()

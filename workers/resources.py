@@ -19,6 +19,7 @@ from proctoring.credit import CreditWebhook
 from proctoring.db import UnitOfWork, make_engine, make_session_factory
 from proctoring.emails import Backend, open_backend
 from proctoring.outbox import RetryPolicy
+from workers.app import app
 from workers.publisher import CeleryPublisher
 
 T = TypeVar("T")
@@ -50,8 +51,6 @@ def unit_of_work() -> UnitOfWork:
 
 @per_process
 def publisher() -> CeleryPublisher:
-    from workers.app import app
-
     return CeleryPublisher(app, pause_seconds=get_settings().publish_pause_seconds)
 
 
@@ -77,6 +76,4 @@ def retry_policy() -> RetryPolicy:
 
 
 def celery_app() -> Celery:
-    from workers.app import app
-
     return app

@@ -9,8 +9,8 @@ from celery import Celery
 
 from proctoring import operations
 from proctoring.db import UnitOfWork
-from workers.app import is_embedded
 from workers.queues import queue_depths
+from workers.routing import is_embedded
 
 
 def status_report(uow: UnitOfWork, app: Celery, broker_url: str) -> dict[str, Any]:

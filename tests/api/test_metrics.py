@@ -21,7 +21,7 @@ from tests.support.api import World
 from tests.support.processes import wait_until
 from tests.support.servers import free_port
 from tests.support.tokens import bearer
-from workers.app import QUEUES
+from workers.routing import QUEUES
 
 
 def scrape(world: World) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

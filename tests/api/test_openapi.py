@@ -3,6 +3,7 @@ it, with a summary, an example of its body, its error answers and how to authent
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -238,3 +239,22 @@ def test_docs_are_served(http: TestClient) -> None:
     redoc = http.get("/redoc")
     assert redoc.status_code == 200
     assert redoc.headers["content-type"].startswith("text/html")
+
+
+def test_the_docs_pages_need_no_internet(http: TestClient) -> None:
+    """Every script and style the pages load comes from the app itself: no CDN."""
+    for page in ("/docs", "/redoc"):
+        html = http.get(page).text
+        assets = re.findall(r'(?:src|href)=["\']([^"\']+)["\']', html)
+        assets += re.findall(r'url: ["\']([^"\']+)["\']', html)
+        assert assets, html
+        for asset in assets:
+            assert asset.startswith("/"), f"{page} loads {asset} from elsewhere"
+            if asset.endswith((".js", ".css", ".png")):
+                loaded = http.get(asset)
+                assert loaded.status_code == 200, asset
+                assert len(loaded.content) > 1000, asset
+    bundle = http.get("/static-offline-docs/swagger-ui-bundle.js").text
+    # Swagger UI 5 renders OpenAPI 3.1, the version FastAPI writes.
+    assert http.get("/openapi.json").json()["openapi"].startswith("3.1")
+    assert re.search(r'"5\.\d+\.\d+"', bundle)

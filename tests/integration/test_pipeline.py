@@ -19,12 +19,12 @@ from proctoring.models import (
     Transition,
     TransitionState,
 )
-from tasks import names
 from tests.support import scenario
 from tests.support.databases import AMQP_URL
 from tests.support.processes import Stack, stack, wait_until
 from tests.support.scenario import Seat, record, wait_final
 from tests.support.servers import HTTPEndpoint, SMTPServer
+from workers import routing
 
 
 def test_a_recorded_transition_is_applied_with_its_follow_ups(
@@ -111,14 +111,14 @@ def test_one_request_published_200_times_applies_and_mails_once(
     started = record(pipeline, seat, "started")
     submitted = record(pipeline, seat, "submitted")
     for _ in range(200):
-        pipeline.app.send_task(names.APPLY_TRANSITIONS, args=[[submitted]])
+        pipeline.app.send_task(routing.APPLY_TRANSITIONS, args=[[submitted]])
     pipeline.start_worker()
     wait_final(pipeline, [started, submitted])
     wait_until(lambda: scenario.nothing_pending(pipeline), what="follow-ups")
     with pipeline.uow() as session:
         email_rows = session.scalars(select(SentEmail.id)).all()
     for _ in range(50):  # the e-mail follow-up delivered again, too
-        pipeline.app.send_task(names.SEND_STATUS_EMAIL, args=[list(email_rows)])
+        pipeline.app.send_task(routing.SEND_STATUS_EMAIL, args=[list(email_rows)])
     wait_until(lambda: _queues_empty(pipeline), what="the queues to drain")
     assert scenario.history_count(pipeline, seat.attempt_id) == 2
     assert len(smtp.messages) == 1
@@ -255,7 +255,7 @@ def test_the_happy_path_on_other_brokers(
 
 
 def _purge(run: Stack) -> None:
-    from workers.app import QUEUES
+    from workers.routing import QUEUES
 
     with run.app.connection_for_write() as connection:
         channel = connection.channel()

@@ -136,7 +136,7 @@ class Stack:
         log = self.folder / f"{name}-{uuid.uuid4().hex[:6]}.log"
         handle = log.open("wb")
         popen = subprocess.Popen(
-            [PYTHON, "-m", "workers.cli", *argv],
+            [PYTHON, "-m", "cli.main", *argv],
             env=self.env,
             stdout=handle,
             stderr=subprocess.STDOUT,

@@ -11,7 +11,7 @@ import pytest
 
 from proctoring.db import Wakeup, WakeupKind
 from proctoring.models import OutboxKind
-from tasks import names
+from workers import routing
 from workers.publisher import CoalescingPublisher
 
 
@@ -62,5 +62,5 @@ def test_a_failed_send_is_logged_and_the_next_ones_still_go(
 
 
 def test_every_kind_of_wakeup_is_sent_as_a_task() -> None:
-    assert set(names.BY_WAKEUP) == set(WakeupKind)
+    assert set(routing.BY_WAKEUP) == set(WakeupKind)
     assert {str(kind) for kind in WakeupKind} == {"apply", *(str(k) for k in OutboxKind)}

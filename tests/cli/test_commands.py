@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
+import json
 import stat
 from pathlib import Path
 
+import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
+from cli.local import (
+    JWT_SECRET_FILE,
+    SANDBOX_SECRET_FILE,
+    local_jwt_secret,
+    sandbox_provider,
+    sandbox_providers,
+    sandbox_secret,
+    sign_local_token,
+)
+from cli.main import main
+from cli.up import production_warnings
 from config import ConfigurationError, load_settings
-from workers.cli import main
-from workers.commands import JWT_SECRET_FILE, local_jwt_secret, production_warnings
+
+PUBLIC_KEY = (
+    rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    .public_key()
+    .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    .decode()
+)
 
 
 @pytest.mark.parametrize(
@@ -68,3 +88,39 @@ def test_up_on_postgresql_warns_without_issuer_and_audience() -> None:
     )
     assert production_warnings(both) == []
     assert production_warnings(load_settings(_env_file=None)) == []  # SQLite: one machine
+
+
+def test_the_sandbox_vendor_is_a_valid_provider_kept_privately(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PROCTORQ_PROVIDERS", raising=False)
+    monkeypatch.delenv("PROCTORQ_DEFAULT_PROVIDER", raising=False)
+    var = tmp_path / "var"
+    key, made = sandbox_secret(var)
+    assert made and key.startswith("whsec_")
+    assert stat.S_IMODE((var / SANDBOX_SECRET_FILE).stat().st_mode) == 0o600
+    assert sandbox_secret(var) == (key, False)
+    # What `up` hands its parts passes the same validation as a configured provider.
+    settings = load_settings(
+        providers=json.loads(sandbox_providers(key)), var_dir=var, _env_file=None
+    )
+    assert settings.providers["sandbox"].secrets == (key,)
+    assert settings.default_provider == "sandbox"
+    # The demo finds it when nothing is configured, and leaves configured providers alone.
+    found = sandbox_provider(load_settings(var_dir=var, _env_file=None))
+    assert found is not None and found[0] == "sandbox" and found[1].secrets == (key,)
+    assert sandbox_provider(settings) is None
+    assert sandbox_provider(load_settings(var_dir=tmp_path / "empty", _env_file=None)) is None
+
+
+def test_a_local_token_is_signed_as_the_token_command_signs_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = load_settings(var_dir=tmp_path / "var", _env_file=None)
+    signed = sign_local_token(settings, 5, staff=True)
+    key = settings.jwt_key or local_jwt_secret(tmp_path / "var")[0]
+    claims = jwt.decode(signed, key, algorithms=["HS256"])
+    assert claims["user_id"] == 5 and claims["administrator"] is True
+    lms = load_settings(jwt_public_key=PUBLIC_KEY, _env_file=None)
+    with pytest.raises(ConfigurationError, match="signed by the LMS"):
+        sign_local_token(lms, 5)

@@ -24,9 +24,8 @@ from pydantic import SecretStr
 
 from config import ConfigurationError, get_settings
 from config.logging import configure_logging
-from workers.app import is_embedded
-from workers.commands import command
 from workers.resources import celery_app
+from workers.routing import is_embedded
 
 EMBEDDED_BROKER = (
     "proctorq flower: Flower needs Redis or RabbitMQ as the broker (set PROCTORQ_BROKER_URL "
@@ -35,7 +34,6 @@ EMBEDDED_BROKER = (
 )
 
 
-@command("flower")
 def flower(args: argparse.Namespace) -> int:
     settings = get_settings()
     if is_embedded(settings.broker_url):

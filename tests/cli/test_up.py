@@ -1,11 +1,14 @@
 """The README's quick start, as written: `./run` on the embedded default, then a learner's
-exam through the API; `status` shows nothing pending and the e-mail file is there. Ctrl-C
-and SIGTERM stop every process `up` started."""
+exam through the API (`status` shows nothing pending, the e-mail file is there), then
+`proctorq demo`, which takes attempts through the sandbox vendor's reviews to `verified` with
+credit and e-mail. `up` is quiet: its summary, then warnings and errors only. Ctrl-C and
+SIGTERM stop every process `up` started, and `up` says so."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -24,14 +27,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def start(
-    tmp_path: Path, **configured: str
+    tmp_path: Path, *, verbose: bool = False, **configured: str
 ) -> tuple[subprocess.Popen[bytes], str, dict[str, str], Path]:
     var = tmp_path / "var"
     env = nothing_configured(var) | configured
     port = free_port()
     log = (tmp_path / "up.log").open("wb")
     process = subprocess.Popen(
-        [str(ROOT / "run"), "--port", str(port)],
+        [str(ROOT / "run"), "--port", str(port), *(["--verbose"] if verbose else [])],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -54,7 +57,7 @@ def test_the_quick_start_works_as_written(tmp_path: Path) -> None:
     process, url, env, var = start(tmp_path)
     try:
         printed = (tmp_path / "up.log").read_text()
-        for fact in (f"{url}/docs", "JWT secret", str(var / "mail"), "Ctrl-C"):
+        for fact in (f"{url}/docs", "JWT secret", str(var / "mail"), "Ctrl-C", "sandbox"):
             assert fact in printed, fact
         secret = (var / "jwt-secret").read_text().strip()
         assert secret in printed
@@ -63,6 +66,39 @@ def test_the_quick_start_works_as_written(tmp_path: Path) -> None:
         mails = list((var / "mail").glob("*.eml"))
         assert len(mails) == 1
         assert "u7@example.test" in mails[0].read_text()
+
+        demo = subprocess.run(
+            [str(ROOT / ".venv/bin/proctorq"), "demo", "--url", url],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert demo.returncode == 0, demo.stdout + demo.stderr
+        assert "reviews by sandbox" in demo.stdout, demo.stdout
+        assert "verified" in demo.stdout and "[expected" not in demo.stdout, demo.stdout
+        assert "midterm: satisfied" in demo.stdout, demo.stdout
+        sent = re.search(r"E-mails: (\d+) written to .* \(expected (\d+)\)", demo.stdout)
+        assert sent and sent[1] == sent[2] and int(sent[1]) > 0, demo.stdout
+        assert "Everything reached its final state." in demo.stdout
+    finally:
+        stop_and_check(process, signal.SIGTERM)
+    printed = (tmp_path / "up.log").read_text()
+    # Quiet by default: no Celery banner, no log line of the parts below a warning.
+    for noise in ("celery@", "[config]", "INFO", "beat: Starting", "Uvicorn running"):
+        assert noise not in printed, printed
+    assert "proctorq: stopping" in printed and printed.rstrip().endswith("proctorq: stopped.")
+
+
+def test_up_verbose_shows_the_parts_logs(tmp_path: Path) -> None:
+    process, _, _, _ = start(tmp_path, verbose=True)
+    try:
+        wait_until(
+            lambda: "ready" in (tmp_path / "up.log").read_text(),
+            timeout=60,
+            what="the worker's ready line",
+        )
     finally:
         stop_and_check(process, signal.SIGTERM)
 

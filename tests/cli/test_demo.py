@@ -21,7 +21,7 @@ def test_the_demo_drives_every_outcome_to_its_end(
         running.start_beat()
         _, url = running.start_api()
         result = subprocess.run(
-            [sys.executable, "-m", "workers.cli", "demo", "--url", url, "--learners", "3"],
+            [sys.executable, "-m", "cli.main", "demo", "--url", url, "--learners", "3"],
             env=running.env,
             cwd=running.folder,
             capture_output=True,

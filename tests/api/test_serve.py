@@ -53,7 +53,7 @@ def healthy_connections(port: int, count: int) -> list[socket.socket]:
 def start(tmp_path: Path, port: int) -> subprocess.Popen[bytes]:
     env = nothing_configured(tmp_path / "var")
     return subprocess.Popen(
-        [sys.executable, "-m", "workers.cli", "api", "--workers", "2", "--port", str(port)],
+        [sys.executable, "-m", "cli.main", "api", "--workers", "2", "--port", str(port)],
         env=env,
         cwd=tmp_path,
         stdout=(tmp_path / "api.log").open("wb"),
@@ -124,7 +124,7 @@ def _answers(port: int) -> bool:
 
 def test_an_app_that_cannot_start_stops_them_all_with_exit_3(tmp_path: Path) -> None:
     env = nothing_configured(tmp_path / "var")
-    argv = [sys.executable, "-m", "workers.serve", "--app", "no_such_module:app_factory"]
+    argv = [sys.executable, "-m", "api.serve", "--app", "no_such_module:app_factory"]
     process = subprocess.Popen(
         [*argv, "--workers", "2", "--port", str(free_port())],
         env=env,

@@ -7,7 +7,7 @@ core, the other at under 3%). Here every process binds its own socket with `SO_R
 the kernel spreads new connections across them by address hash. A small supervisor starts the
 processes, starts another when one dies, and stops them all on SIGTERM or Ctrl-C.
 
-    python -m workers.serve [--app MODULE:FACTORY] [--host H] [--port P] [--workers N]
+    python -m api.serve [--app MODULE:FACTORY] [--host H] [--port P] [--workers N]
 """
 
 from __future__ import annotations
@@ -20,6 +20,11 @@ import subprocess
 import sys
 import time
 from types import FrameType
+
+import uvicorn
+
+from config import get_settings
+from config.logging import configure_logging
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +49,6 @@ def listening_socket(host: str, port: int) -> socket.socket:
 
 def serve_one(app: str, host: str, port: int, *, own_socket: bool) -> int:
     """One uvicorn process, in the foreground. Returns its exit code."""
-    import uvicorn
-
     config = uvicorn.Config(
         app,
         factory=True,
@@ -86,7 +89,7 @@ class Supervisor:
     """
 
     def __init__(self, app: str, host: str, port: int, workers: int) -> None:
-        self.argv = [sys.executable, "-m", "workers.serve", "--child"]
+        self.argv = [sys.executable, "-m", "api.serve", "--child"]
         self.argv += ["--app", app, "--host", host, "--port", str(port)]
         self.workers = workers
         self.stopping = False
@@ -139,9 +142,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        from config import get_settings
-        from config.logging import configure_logging
-
         configure_logging(get_settings().log_level)
         return serve_one(args.app, args.host, args.port, own_socket=True)
     return serve(args.app, args.host, args.port, args.workers)
