@@ -291,3 +291,26 @@ def test_the_sender_signs_each_try_afresh_with_the_same_webhook_id() -> None:
     for received in endpoint.received:
         assert verifier.verify(received.raw, received.headers) == json.loads(body)
     assert [r.headers["webhook-id"] for r in endpoint.received] == ["proctorq-event-41"] * 2
+
+
+@pytest.mark.usefixtures("two_receivers")
+def test_operators_see_each_receivers_events_by_state(session: Session) -> None:
+    from proctoring import operations
+
+    attempt = journey(session)
+    send = Recorder({"lms": [None, "receiver lms answered 410: gone", RetryLater("503")]})
+    receivers.deliver_events(f.same_session(session), [event_rows(session, attempt)[0].id], send)
+    figures = operations.backlog(session).events
+    assert {k: v for k, v in figures["lms"].items() if k != "oldest_pending_seconds"} == {
+        "delivered": 1,
+        "failed": 1,
+        "pending": 1,
+    }
+    assert figures["lms"]["oldest_pending_seconds"] is not None
+    assert figures["grades"]["pending"] == 3 and figures["grades"]["delivered"] == 0
+    failed = [i for i in operations.failed_items(session) if i.kind == "event"]
+    assert [(i.attempt_id, i.detail) for i in failed] == [
+        (attempt.id, "receiver lms answered 410: gone")
+    ]
+    replayed = operations.replay(session, outbox_ids=[failed[0].id])
+    assert replayed == ([], [failed[0].id])
