@@ -11,6 +11,7 @@ APPLY_TRANSITIONS = "proctorq.apply_transitions"
 CASCADE_DECLINES = "proctorq.cascade_declines"
 UPDATE_CREDIT = "proctorq.update_credit"
 SEND_STATUS_EMAIL = "proctorq.send_status_email"
+DELIVER_EVENTS = "proctorq.deliver_events"
 SWEEP_INBOX = "proctorq.sweep_inbox"
 RELAY_OUTBOX = "proctorq.relay_outbox"
 EXPIRE_OVERDUE_ATTEMPTS = "proctorq.expire_overdue_attempts"
@@ -22,4 +23,5 @@ BY_WAKEUP: dict[WakeupKind, str] = {
     WakeupKind.credit: UPDATE_CREDIT,
     WakeupKind.clear_credit: UPDATE_CREDIT,
     WakeupKind.email: SEND_STATUS_EMAIL,
+    WakeupKind.event: DELIVER_EVENTS,
 }

@@ -11,13 +11,14 @@ from config import Settings, get_settings
 from tasks import names
 from workers import broker
 
-QUEUES = ("transitions", "credit", "email", "maintenance")
+QUEUES = ("transitions", "credit", "email", "events", "maintenance")
 
 ROUTES = {
     names.APPLY_TRANSITIONS: "transitions",
     names.CASCADE_DECLINES: "transitions",
     names.UPDATE_CREDIT: "credit",
     names.SEND_STATUS_EMAIL: "email",
+    names.DELIVER_EVENTS: "events",
     names.SWEEP_INBOX: "maintenance",
     names.RELAY_OUTBOX: "maintenance",
     names.EXPIRE_OVERDUE_ATTEMPTS: "maintenance",
@@ -103,7 +104,7 @@ def configure(app: Celery, settings: Settings) -> None:
         beat_schedule_filename=str(settings.var_dir / "celerybeat-schedule"),
         worker_hijack_root_logger=False,
         worker_redirect_stdouts=False,
-        include=["tasks.apply", "tasks.followups", "tasks.maintenance"],
+        include=["tasks.apply", "tasks.followups", "tasks.events", "tasks.maintenance"],
     )
 
 

@@ -56,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "-Q",
         "--queues",
-        default="transitions,credit,email,maintenance",
-        help="comma-separated queues to consume (default: all four)",
+        default="transitions,credit,email,events,maintenance",
+        help="comma-separated queues to consume (default: all of them)",
     )
     worker.add_argument("-c", "--concurrency", type=int, default=2, help="pool processes")
     worker.add_argument("-n", "--hostname", default=None, help="worker name, e.g. w1@%%h")
