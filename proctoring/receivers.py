@@ -42,6 +42,8 @@ Key = tuple[str, int]  # a sequence: (receiver, attempt id)
 
 # Rows of one sequence sent by one batch; the rest wait for the next.
 RUN_LIMIT = 50
+# How long a process leaves alone a receiver that let a call time out.
+HANG_SECONDS = 5.0
 
 
 class Send(Protocol):
@@ -244,9 +246,9 @@ def _wake_heads(session: Session, sequences: list[Key]) -> None:
 class EventSender:
     """Signs each event with its receiver's Standard Webhooks key and POSTs it.
 
-    A receiver that asked to be tried again is left alone in this process until then: events
-    recorded meanwhile wait their turn instead of each spending a call (and, for a receiver
-    that hangs, a whole timeout).
+    A receiver that said when to try again (Retry-After), or let a call time out, is left
+    alone in this process until then, or for a few seconds: events recorded meanwhile wait
+    their turn instead of each spending a call, or a whole timeout.
     """
 
     def __init__(
@@ -280,15 +282,17 @@ class EventSender:
             response = self._client.post(url, content=body.encode(), headers=headers)
             return judge_answer(response, f"receiver {receiver}")
         except RetryLater as exc:
-            with self._lock:
-                self._away[receiver] = time.monotonic() + min(
-                    1.0 if exc.after is None else exc.after, 120.0
-                )
+            if exc.after is not None:  # it said when: nothing sooner
+                self._leave_alone(receiver, exc.after)
             raise
         except httpx.HTTPError as exc:
-            with self._lock:
-                self._away[receiver] = time.monotonic() + 1.0
+            if isinstance(exc, httpx.TimeoutException):  # it hangs: spare the next events
+                self._leave_alone(receiver, HANG_SECONDS)
             raise RetryLater(f"receiver {receiver} unreachable: {type(exc).__name__}") from exc
+
+    def _leave_alone(self, receiver: str, seconds: float) -> None:
+        with self._lock:
+            self._away[receiver] = time.monotonic() + min(seconds, 120.0)
 
     def close(self) -> None:
         self._client.close()
