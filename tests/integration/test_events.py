@@ -102,14 +102,19 @@ def test_a_receiver_sees_a_learners_journey_in_order_every_message_signed(
     assert "@" not in every_body and "learner1" not in every_body  # no address, no username
 
 
+def refused_three_times(pipeline: Stack, receiver: HTTPEndpoint, *statuses: str) -> None:
+    """A worker applies these statuses of one learner while the receiver answers 503 thrice."""
+    receiver.answers = [(503, {})] * 3
+    pipeline.start_worker()
+    _, _, (seat,) = scenario.course(pipeline)
+    wait_final(pipeline, [record(pipeline, seat, status) for status in statuses])
+
+
 def test_a_receiver_answering_503_gets_the_same_webhook_id_until_it_accepts(
     events_pipeline: Stack, receiver: HTTPEndpoint
 ) -> None:
-    receiver.answers = [(503, {})] * 3
     pipeline = events_pipeline
-    pipeline.start_worker()
-    _, _, (seat,) = scenario.course(pipeline)
-    wait_final(pipeline, [record(pipeline, seat, "started")])
+    refused_three_times(pipeline, receiver, "started")
     wait_until(lambda: all_delivered(pipeline), timeout=60, what="the event to be taken")
     posts = verified(receiver.received)
     assert len(posts) == 4
@@ -122,12 +127,8 @@ def test_a_receiver_answering_503_gets_the_same_webhook_id_until_it_accepts(
 def test_one_attempts_events_never_overtake_a_first_one_that_fails_for_a_while(
     events_pipeline: Stack, receiver: HTTPEndpoint
 ) -> None:
-    receiver.answers = [(503, {})] * 3
     pipeline = events_pipeline
-    pipeline.start_worker()
-    _, _, (seat,) = scenario.course(pipeline)
-    ids = [record(pipeline, seat, status) for status in ("started", "ready_to_submit", "submitted")]
-    wait_final(pipeline, ids)
+    refused_three_times(pipeline, receiver, "started", "ready_to_submit", "submitted")
     wait_until(lambda: scenario.nothing_pending(pipeline), timeout=60, what="every event")
     posts = verified(receiver.received)
     first = min(post.number for post in posts)
