@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import sqlalchemy.exc
 from sqlalchemy import select, update
@@ -204,6 +205,7 @@ class _Batch:
         self.attempt_ids = set(attempt_ids)
         self.done: list[Transition] = []
         self.outbox: list[Outbox] = []
+        self.events: list[dict[str, Any]] = []  # rows for events.insert
         self._held: dict[int, list[Review]] | None = None
 
     def apply(self, attempt: Attempt, exam: Exam, transition: Transition) -> None:
@@ -226,6 +228,7 @@ class _Batch:
         self.session.flush()
         for row in self.outbox:
             wake(self.session, row.kind, [row.id])
+        events.insert(self.session, self.events)
         return self.done
 
 
@@ -264,9 +267,7 @@ def _apply(batch: _Batch, attempt: Attempt, exam: Exam, transition: Transition) 
         )
     )
     _record_follow_ups(batch, attempt, transition, result)
-    batch.outbox.extend(
-        events.status_changed(session, attempt, exam, transition, current, result, now)
-    )
+    batch.events.extend(events.status_changed(attempt, exam, transition, current, result, now))
     done = [transition]
     if result is Status.submitted:
         done.extend(_release_held_reviews(batch, attempt, exam))

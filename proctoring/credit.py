@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 from sqlalchemy import delete, select, text, update
@@ -148,14 +148,12 @@ def _record_events(
     session: Session, rows: Sequence[Outbox], changes: dict[int, CreditChange | None]
 ) -> None:
     """A `credit.changed` event for each change written, in the commit that writes it."""
-    recorded: list[Outbox] = []
+    recorded: list[dict[str, Any]] = []
     for row in rows:
         change = changes[row.id]
         if change is not None:
-            recorded += events.credit_changed(
-                session, row.attempt_id, asdict(change), change.transition_id
-            )
-    events.wake_events(session, recorded)
+            recorded += events.credit_changed(row.attempt_id, asdict(change), change.transition_id)
+    events.insert(session, recorded)
 
 
 def _finish_done(session: Session, outbox_ids: Sequence[int]) -> None:

@@ -13,6 +13,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sqlalchemy import insert as sa_insert
 from sqlalchemy.orm import Session
 
 from config import get_settings
@@ -48,16 +49,15 @@ def stamp(at: dt.datetime) -> str:
 
 
 def record(
-    session: Session,
     event_type: str,
     attempt_id: int,
     data: Mapping[str, Any],
     *,
     transition_id: int | None = None,
     at: dt.datetime | None = None,
-) -> list[Outbox]:
-    """Add one event row per receiver of this type to the session (not flushed, not woken:
-    see ``wake_events``). Nothing at all when no receiver wants it."""
+) -> list[dict[str, Any]]:
+    """The rows of one event, one per receiver of its type, for ``insert``: none when no
+    receiver wants it."""
     names = receivers_of(event_type)
     if not names:
         return []
@@ -65,39 +65,46 @@ def record(
         {"type": event_type, "timestamp": stamp(at or utcnow()), "data": dict(data)},
         separators=(",", ":"),
     )
-    rows = [
-        Outbox(
-            kind=OutboxKind.event,
-            receiver=name,
-            attempt_id=attempt_id,
-            transition_id=transition_id,
-            payload=body,
-        )
+    return [
+        {
+            "kind": OutboxKind.event,
+            "receiver": name,
+            "attempt_id": attempt_id,
+            "transition_id": transition_id,
+            "payload": body,
+        }
         for name in names
     ]
-    session.add_all(rows)
-    return rows
 
 
-def wake_events(session: Session, rows: Sequence[Outbox]) -> None:
-    """Give the rows their ids and ask for their delivery after the commit."""
-    if rows:
-        session.flush()
-        wake(session, OutboxKind.event, [row.id for row in rows])
+def insert(session: Session, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Write event rows in one statement, in the order given (their order of delivery per
+    receiver and attempt), and ask for their delivery after the commit.
+
+    A bulk insert, not ORM objects: an event row is never read back in the transaction that
+    writes it, and this keeps what events cost a transition small.
+    """
+    if not rows:
+        return []
+    ids = list(
+        session.scalars(
+            sa_insert(Outbox).returning(Outbox.id, sort_by_parameter_order=True), list(rows)
+        )
+    )
+    wake(session, OutboxKind.event, ids)
+    return ids
 
 
 def status_changed(
-    session: Session,
     attempt: Attempt,
     exam: Exam,
     transition: Transition,
     from_status: Status,
     to_status: Status,
     at: dt.datetime,
-) -> list[Outbox]:
+) -> list[dict[str, Any]]:
     kind = exam_kind(exam)
     return record(
-        session,
         STATUS_CHANGED,
         attempt.id,
         {
@@ -119,8 +126,8 @@ def status_changed(
 
 
 def credit_changed(
-    session: Session, attempt_id: int, change: Mapping[str, Any], transition_id: int | None
-) -> list[Outbox]:
+    attempt_id: int, change: Mapping[str, Any], transition_id: int | None
+) -> list[dict[str, Any]]:
     """``change`` is what the credit follow-up wrote; ``status`` None when it was cleared."""
     data = {"attempt_id": attempt_id}
     data.update(
@@ -129,12 +136,11 @@ def credit_changed(
             for key in ("user_id", "course_id", "namespace", "name", "status", "transition_id")
         }
     )
-    return record(session, CREDIT_CHANGED, attempt_id, data, transition_id=transition_id)
+    return record(CREDIT_CHANGED, attempt_id, data, transition_id=transition_id)
 
 
-def review_received(session: Session, review: Review) -> list[Outbox]:
+def review_received(review: Review) -> list[dict[str, Any]]:
     return record(
-        session,
         REVIEW_RECEIVED,
         review.attempt_id,
         {

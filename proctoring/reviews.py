@@ -120,7 +120,7 @@ def record_review(
     )
     session.add(review)
     session.flush()
-    events.wake_events(session, events.review_received(session, review))
+    events.insert(session, events.review_received(review))
     return ReviewReceipt(review, transition, new=True)
 
 
