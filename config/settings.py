@@ -15,6 +15,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -54,22 +55,47 @@ def placeholder_reason(value: str | bytes) -> str | None:
     return None
 
 
+Protocol = Literal["standard-webhooks", "edx-rest"]
+
+
 class ProviderConfig(BaseModel):
-    """A proctoring vendor as configured in ``PROCTORQ_PROVIDERS``."""
+    """A proctoring vendor as configured in ``PROCTORQ_PROVIDERS``.
+
+    Every provider may sign webhooks (``secrets``); one with ``"protocol": "edx-rest"`` also
+    speaks edx-proctoring's REST backend protocol (docs/behaviour.md, "Vendors that speak
+    edx-proctoring's REST protocol"), and needs ``secrets`` only to do both.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    secrets: tuple[str, ...] = Field(min_length=1)
+    protocol: Protocol = "standard-webhooks"
+    secrets: tuple[str, ...] = Field(default=(), validate_default=True)
     review_statuses: dict[str, ReviewWord] = Field(
         default_factory=lambda: dict(DEFAULT_VOCABULARY), min_length=1
     )
     passing: tuple[ReviewWord, ...] = ("passed",)
     require_second_review: bool = True
     allow_timed_out_state: bool | None = None
+    # edx-rest: the vendor, our client at the vendor, and the clients we issue the vendor.
+    base_url: str | None = Field(default=None, validate_default=True)
+    client_id: str | None = Field(default=None, validate_default=True)
+    client_secret: SecretStr | None = Field(default=None, validate_default=True)
+    callback_clients: dict[str, SecretStr] = Field(default_factory=dict, validate_default=True)
+
+    @property
+    def speaks_edx_rest(self) -> bool:
+        return self.protocol == "edx-rest"
 
     @field_validator("secrets")
     @classmethod
-    def _secrets_are_standard_webhooks_keys(cls, secrets: tuple[str, ...]) -> tuple[str, ...]:
+    def _secrets_are_standard_webhooks_keys(
+        cls, secrets: tuple[str, ...], info: ValidationInfo
+    ) -> tuple[str, ...]:
+        if not secrets and info.data.get("protocol") != "edx-rest":
+            raise ValueError(
+                'list at least one signing secret, or set "protocol": "edx-rest" for a '
+                "vendor that speaks edx-proctoring's REST protocol"
+            )
         for secret in secrets:
             raw = secret.removeprefix("whsec_")
             try:
@@ -90,6 +116,62 @@ class ProviderConfig(BaseModel):
                     f"keys do, and one decodes to {len(decoded)}"
                 )
         return secrets
+
+    @field_validator("base_url", "client_id", "client_secret", "callback_clients")
+    @classmethod
+    def _edx_rest_fields(cls, value: Any, info: ValidationInfo) -> Any:
+        return edx_rest_field(info.field_name or "", value, info.data.get("protocol"))
+
+
+def edx_rest_field(field: str, value: Any, protocol: str | None) -> Any:
+    """Check one of an edx-rest provider's fields: present exactly when the protocol is
+    edx-rest, and no placeholder."""
+    if protocol != "edx-rest":
+        if value:
+            raise ValueError('this field is for a provider with "protocol": "edx-rest" only')
+        return value
+    if not value:
+        raise ValueError(EDX_REST_NEEDS[field])
+    if field == "base_url":
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+            raise ValueError("base_url must be the vendor's http:// or https:// address")
+        return value.rstrip("/")
+    if field == "client_secret":
+        why = placeholder_reason(value.get_secret_value())
+        if why:
+            raise ValueError(f"client_secret is a placeholder ({why}); put the vendor's there")
+    if field == "callback_clients":
+        for client_id, secret in value.items():
+            _check_callback_client(client_id, secret.get_secret_value())
+    return value
+
+
+EDX_REST_NEEDS = {
+    "base_url": "an edx-rest provider needs base_url, the vendor's address",
+    "client_id": "an edx-rest provider needs client_id, issued by the vendor for our calls",
+    "client_secret": "an edx-rest provider needs client_secret, issued by the vendor",
+    "callback_clients": (
+        "an edx-rest provider needs callback_clients, the client id and secret we issue the "
+        "vendor for its calls to us"
+    ),
+}
+
+
+def _check_callback_client(client_id: str, secret: str) -> None:
+    if not client_id or len(client_id) > 100 or not client_id.isprintable():
+        raise ValueError("a callback client id must be 1 to 100 printable characters")
+    why = placeholder_reason(secret)
+    if why:
+        raise ValueError(
+            f"the secret of callback client {client_id!r} is a placeholder ({why}); "
+            "generate one of your own"
+        )
+    if len(secret.encode()) < MIN_HS256_SECRET_BYTES:
+        raise ValueError(
+            f"the secret of callback client {client_id!r} must be at least "
+            f"{MIN_HS256_SECRET_BYTES} bytes: it signs the vendor's tokens (RFC 7518 §3.2)"
+        )
 
 
 class Settings(BaseSettings):
@@ -125,6 +207,12 @@ class Settings(BaseSettings):
     credit_webhook_url: str | None = None
     credit_webhook_timeout_seconds: float = 10.0
 
+    # Vendors speaking edx-proctoring's REST protocol: where they call us back, the key of the
+    # obscured user ids they are given, and how long one call to them may take.
+    public_url: str | None = None
+    user_obfuscation_key: SecretStr | None = None
+    vendor_timeout_seconds: float = Field(default=10.0, gt=0)
+
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     # A bearer token /metrics asks for; none: /metrics is open, for a scraper on a private network.
     metrics_token: SecretStr | None = None
@@ -145,7 +233,7 @@ class Settings(BaseSettings):
     flower_basic_auth: SecretStr | None = None
     log_level: str = "INFO"
 
-    @field_validator("jwt_secret", "flower_basic_auth", "metrics_token")
+    @field_validator("jwt_secret", "flower_basic_auth", "metrics_token", "user_obfuscation_key")
     @classmethod
     def _not_a_placeholder(cls, secret: SecretStr | None) -> SecretStr | None:
         if secret is not None:
@@ -195,6 +283,33 @@ class Settings(BaseSettings):
                 "which PROCTORQ_PROVIDERS does not define"
             )
         return self
+
+    @model_validator(mode="after")
+    def _edx_rest_vendors_can_be_served(self) -> Settings:
+        edx_rest = [name for name, p in self.providers.items() if p.speaks_edx_rest]
+        if edx_rest and self.user_obfuscation_key is None:
+            raise ValueError(
+                f"PROCTORQ_USER_OBFUSCATION_KEY is required once an edx-rest provider "
+                f"({edx_rest[0]!r}) is configured: it keys the user ids vendors are given"
+            )
+        issued: dict[str, str] = {}
+        for name in edx_rest:
+            for client_id in self.providers[name].callback_clients:
+                if client_id in issued:
+                    raise ValueError(
+                        f"PROCTORQ_PROVIDERS: callback client {client_id!r} is issued by both "
+                        f"{issued[client_id]!r} and {name!r}; give each vendor its own"
+                    )
+                issued[client_id] = name
+        return self
+
+    def callback_client(self, client_id: str) -> tuple[str, str] | None:
+        """The provider that was issued this callback client, and the client's secret."""
+        for name, provider in self.providers.items():
+            secret = provider.callback_clients.get(client_id)
+            if secret is not None:
+                return name, secret.get_secret_value()
+        return None
 
     @property
     def mail_dir(self) -> Path:
