@@ -123,11 +123,32 @@ class BacklogCollector(Collector):
             "Age of the oldest transition request still pending",
             value=report["oldest_pending_seconds"] or 0.0,
         )
+        yield from _event_metrics(report.get("events", {}))
         yield GaugeMetricFamily(
             "proctorq_failed",
             "Failed requests and follow-ups, waiting for an operator",
             value=report["failed_transitions"] + report["failed_follow_ups"],
         )
+
+
+def _event_metrics(events: dict[str, dict[str, Any]]) -> Iterator[GaugeMetricFamily]:
+    """Per event receiver: its events by state, and the age of the oldest pending one."""
+    counts = GaugeMetricFamily(
+        "proctorq_events",
+        "Events per receiver: delivered, pending, failed",
+        labels=["receiver", "state"],
+    )
+    oldest = GaugeMetricFamily(
+        "proctorq_events_oldest_pending_seconds",
+        "Age of the oldest event still pending, per receiver",
+        labels=["receiver"],
+    )
+    for receiver, figures in events.items():
+        for state in ("delivered", "pending", "failed"):
+            counts.add_metric([receiver, state], figures[state])
+        oldest.add_metric([receiver], figures["oldest_pending_seconds"] or 0.0)
+    yield counts
+    yield oldest
 
 
 def exposition(registry: CollectorRegistry = REGISTRY) -> tuple[bytes, str]:

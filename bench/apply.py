@@ -2,7 +2,10 @@
 by a local SMTP server), against a no-op task of the same Celery app on the same broker, with
 the same worker (2 pool processes). Goal: ratio >= 0.5.
 
-    .venv/bin/python -m bench.apply [--transitions 5000]
+With --events, the same rate with one event receiver configured (a local HTTP server; the
+worker consumes the events queue too) against none, in the same run. Goal: ratio >= 0.9.
+
+    .venv/bin/python -m bench.apply [--transitions 5000] [--events]
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from bench.common import (
 from bench.smtp_sink import SMTPSink
 from proctoring.db import Wakeup
 from proctoring.statuses import Status
+from tests.support.events import receivers_setting
+from tests.support.servers import HTTPEndpoint
 from workers import routing
 from workers.publisher import CoalescingPublisher
 
@@ -54,8 +59,15 @@ def baseline(n: int) -> float:
         return n / seconds
 
 
-def ours(n: int, smtp: SMTPSink, coalesced: bool) -> tuple[float, dict[str, int]]:
-    with environment(PROCTORQ_SMTP_URL=smtp.url) as stack:
+def ours(
+    n: int, smtp: SMTPSink, coalesced: bool, receiver: HTTPEndpoint | None = None
+) -> tuple[float, dict[str, int]]:
+    env = {"PROCTORQ_SMTP_URL": smtp.url}
+    worker = dict(WORKER)
+    if receiver is not None:
+        env["PROCTORQ_EVENT_WEBHOOKS"] = receivers_setting(("lms", receiver))
+        worker["queues"] = f"{WORKER['queues']},events"
+    with environment(**env) as stack:
         attempts, _ = seed(stack, n, Status.started)
         transition_ids = record(stack, attempts, Status.submitted)
         if coalesced:
@@ -74,7 +86,7 @@ def ours(n: int, smtp: SMTPSink, coalesced: bool) -> tuple[float, dict[str, int]
             c = counts(stack)
             return c["applied"] >= n and c["credit"] >= n and smtp.accepted - before >= n
 
-        seconds = start_workers_and_time(stack, done, **WORKER)
+        seconds = start_workers_and_time(stack, done, **worker)
         final = counts(stack)
         final["emails_accepted"] = smtp.accepted - before
         with stack.engine.connect() as connection:
@@ -105,8 +117,12 @@ def ours(n: int, smtp: SMTPSink, coalesced: bool) -> tuple[float, dict[str, int]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--transitions", type=int, default=5000)
+    parser.add_argument("--events", action="store_true", help="the cost of one event receiver")
     args = parser.parse_args()
     n = args.transitions
+    if args.events:
+        events_cost(n)
+        return
     with SMTPSink() as smtp:
         noop_rate = baseline(n)
         rate, final = ours(n, smtp, coalesced=True)
@@ -124,6 +140,23 @@ def main() -> None:
             ("e-mails accepted by SMTP / expected", f"{final['emails_accepted']} / {n}"),
             ("transitions applied twice", str(final["duplicates"])),
             ("slowest request, received -> applied", f"{final['slowest_ms']} ms"),
+        ],
+    )
+
+
+def events_cost(n: int) -> None:
+    with SMTPSink() as smtp, HTTPEndpoint() as receiver:
+        without, _ = ours(n, smtp, coalesced=True)
+        with_events, _ = ours(n, smtp, coalesced=True, receiver=receiver)
+        taken = len(receiver.received)
+    report(
+        f"apply with events: {n} transitions, worker -c {WORKER['concurrency']}",
+        [
+            ("machine", machine()),
+            ("transitions fully done per second, no receiver", f"{without:,.0f}"),
+            ("the same, one event receiver", f"{with_events:,.0f}"),
+            ("ratio (goal >= 0.9)", f"{with_events / without:.2f}"),
+            ("events taken by the receiver by then", str(taken)),
         ],
     )
 

@@ -65,8 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker_cmd.add_argument(
         "-Q",
         "--queues",
-        default="transitions,credit,email,maintenance",
-        help="comma-separated queues to consume (default: all four)",
+        default="transitions,credit,email,events,maintenance",
+        help="comma-separated queues to consume (default: all of them)",
     )
     worker_cmd.add_argument("-c", "--concurrency", type=int, default=2, help="pool processes")
     worker_cmd.add_argument("-n", "--hostname", default=None, help="worker name, e.g. w1@%%h")

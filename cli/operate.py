@@ -41,6 +41,15 @@ def status(args: argparse.Namespace) -> int:
         (f"requests {state}", str(count))
         for state, count in sorted(report["transitions_by_state"].items())
     ]
+    for receiver, figures in report["events"].items():
+        rows.append(
+            (
+                f"events to {receiver}",
+                f"{figures['delivered']} delivered, {figures['pending']} pending, "
+                f"{figures['failed']} failed, oldest pending "
+                + _seconds(figures["oldest_pending_seconds"]),
+            )
+        )
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")

@@ -1,8 +1,10 @@
 """Typed settings read once from the environment, provider definitions, logging."""
 
 from config.settings import (
+    EVENT_TYPES,
     REVIEW_WORDS,
     ConfigurationError,
+    EventReceiver,
     ProviderConfig,
     Settings,
     get_settings,
@@ -10,8 +12,10 @@ from config.settings import (
 )
 
 __all__ = [
+    "EVENT_TYPES",
     "REVIEW_WORDS",
     "ConfigurationError",
+    "EventReceiver",
     "ProviderConfig",
     "Settings",
     "get_settings",

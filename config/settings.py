@@ -97,24 +97,7 @@ class ProviderConfig(BaseModel):
                 "vendor that speaks edx-proctoring's REST protocol"
             )
         for secret in secrets:
-            raw = secret.removeprefix("whsec_")
-            try:
-                decoded = base64.b64decode(raw, validate=True)
-            except ValueError:
-                raise ValueError(
-                    "each secret must be a base64 key, optionally prefixed with 'whsec_'"
-                ) from None
-            why = placeholder_reason(secret) or placeholder_reason(decoded)
-            if why:
-                raise ValueError(
-                    f"a secret is a placeholder ({why}); put the vendor's signing key there"
-                )
-            low, high = WEBHOOK_KEY_BYTES
-            if not low <= len(decoded) <= high:
-                raise ValueError(
-                    f"each secret must decode to {low} to {high} bytes, as Standard Webhooks "
-                    f"keys do, and one decodes to {len(decoded)}"
-                )
+            check_webhook_key(secret, "put the vendor's signing key there")
         return secrets
 
     @field_validator("base_url", "client_id", "client_secret", "callback_clients")
@@ -174,6 +157,70 @@ def _check_callback_client(client_id: str, secret: str) -> None:
         )
 
 
+def check_webhook_key(secret: str, remedy: str) -> None:
+    """Refuse what is not a Standard Webhooks key of 24–64 bytes, or is a placeholder."""
+    raw = secret.removeprefix("whsec_")
+    try:
+        decoded = base64.b64decode(raw, validate=True)
+    except ValueError:
+        raise ValueError(
+            "each secret must be a base64 key, optionally prefixed with 'whsec_'"
+        ) from None
+    why = placeholder_reason(secret) or placeholder_reason(decoded)
+    if why:
+        raise ValueError(f"a secret is a placeholder ({why}); {remedy}")
+    low, high = WEBHOOK_KEY_BYTES
+    if not low <= len(decoded) <= high:
+        raise ValueError(
+            f"each secret must decode to {low} to {high} bytes, as Standard Webhooks "
+            f"keys do, and one decodes to {len(decoded)}"
+        )
+
+
+# What the LMS can be told (docs/behaviour.md, "Events for the LMS").
+EventType = Literal["attempt.status_changed", "credit.changed", "review.received"]
+EVENT_TYPES: tuple[EventType, ...] = ("attempt.status_changed", "credit.changed", "review.received")
+
+
+class EventReceiver(BaseModel):
+    """A receiver of events as configured in ``PROCTORQ_EVENT_WEBHOOKS``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # What the outbox, the logs and the metrics call it; the URL's host when not given.
+    name: str = Field(default="", max_length=100, pattern=r"^[A-Za-z0-9_.:-]*$")
+    url: str
+    secret: SecretStr
+    events: tuple[EventType, ...] = EVENT_TYPES
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("the url must be an http:// or https:// address with a host")
+        return url
+
+    @field_validator("secret")
+    @classmethod
+    def _standard_webhooks_key(cls, secret: SecretStr) -> SecretStr:
+        check_webhook_key(secret.get_secret_value(), "generate a key of your own for the receiver")
+        return secret
+
+    @field_validator("events")
+    @classmethod
+    def _some_events(cls, events: tuple[EventType, ...]) -> tuple[EventType, ...]:
+        if not events:
+            raise ValueError("events must name at least one type, or be left out for all")
+        return events
+
+    @model_validator(mode="after")
+    def _named(self) -> EventReceiver:
+        if not self.name:
+            object.__setattr__(self, "name", urlsplit(self.url).netloc[:100])
+        return self
+
+
 class Settings(BaseSettings):
     """Every ``PROCTORQ_*`` variable, each with a default that works on one machine."""
 
@@ -206,6 +253,9 @@ class Settings(BaseSettings):
     support_url: str = "mailto:support@localhost"
     credit_webhook_url: str | None = None
     credit_webhook_timeout_seconds: float = 10.0
+    # Receivers of signed events; each delivery may take this long before it is retried.
+    event_webhooks: tuple[EventReceiver, ...] = ()
+    event_webhook_timeout_seconds: float = Field(default=10.0, gt=0)
 
     # Vendors speaking edx-proctoring's REST protocol: where they call us back, the key of the
     # obscured user ids they are given, and how long one call to them may take.
@@ -311,6 +361,17 @@ class Settings(BaseSettings):
                 return name, secret.get_secret_value()
         return None
 
+    @model_validator(mode="after")
+    def _receivers_have_their_own_names(self) -> Settings:
+        names = [receiver.name for receiver in self.event_webhooks]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(
+                    f"PROCTORQ_EVENT_WEBHOOKS has two receivers called {name!r}; "
+                    'give each a "name" of its own'
+                )
+        return self
+
     @property
     def mail_dir(self) -> Path:
         return self.var_dir / "mail"
@@ -333,6 +394,12 @@ def _describe(error: Any) -> str:
         provider = location[1]
         field = ".".join(location[2:]) or "(the whole definition)"
         return f"PROCTORQ_PROVIDERS: provider {provider!r} has a bad field {field!r}: {message}."
+    if location[:1] == ["event_webhooks"] and len(location) >= 2:
+        field = ".".join(location[2:]) or "(the whole definition)"
+        return (
+            f"PROCTORQ_EVENT_WEBHOOKS: receiver {int(location[1]) + 1} has a bad field "
+            f"{field!r}: {message}."
+        )
     if not location:
         return f"{message}."
     return f"PROCTORQ_{location[0].upper()}: {message}."

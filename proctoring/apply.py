@@ -16,7 +16,7 @@ import sqlalchemy.exc
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from proctoring import statuses
+from proctoring import events, statuses
 from proctoring.attempts import attempts_for_cascades, lock_attempts
 from proctoring.clock import utcnow
 from proctoring.db import wake
@@ -264,6 +264,9 @@ def _apply(batch: _Batch, attempt: Attempt, exam: Exam, transition: Transition) 
         )
     )
     _record_follow_ups(batch, attempt, transition, result)
+    batch.outbox.extend(
+        events.status_changed(session, attempt, exam, transition, current, result, now)
+    )
     done = [transition]
     if result is Status.submitted:
         done.extend(_release_held_reviews(batch, attempt, exam))

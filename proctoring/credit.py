@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import email.utils
 import json
 import logging
-import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
@@ -17,9 +15,10 @@ import httpx
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
-from proctoring import followups, statuses
+from proctoring import events, followups, statuses
 from proctoring.clock import utcnow
 from proctoring.db import upsert_insert
+from proctoring.http import RetryLater, judge_answer, retry_after_seconds
 from proctoring.models import (
     AttemptHistory,
     CreditRequirement,
@@ -30,6 +29,7 @@ from proctoring.models import (
 )
 
 NAMESPACE = "proctored_exam"
+__all__ = ["CreditWebhook", "RetryLater", "retry_after_seconds", "settle_credit"]
 log = logging.getLogger(__name__)
 
 
@@ -51,12 +51,6 @@ class Delivery(Protocol):
     raises RetryLater when it should be tried again."""
 
     def __call__(self, change: CreditChange, idempotency_key: str) -> str | None: ...
-
-
-class RetryLater(Exception):
-    def __init__(self, reason: str, after: float | None = None) -> None:
-        super().__init__(reason)
-        self.after = after
 
 
 def settle_credit(
@@ -132,6 +126,7 @@ def _write(
         for row in fresh:
             if row.kind is OutboxKind.clear_credit:
                 changes[row.id] = _clear(session, _change(facts, row), row.attempt_id)
+        _record_events(session, fresh, changes)
     for row in rows:
         if row.payload is not None:
             changes[row.id] = CreditChange(**json.loads(row.payload))
@@ -147,6 +142,20 @@ def _write(
         row.next_try_at = row.last_published_at = lease
         outgoing.append((row.id, change))
     return outgoing
+
+
+def _record_events(
+    session: Session, rows: Sequence[Outbox], changes: dict[int, CreditChange | None]
+) -> None:
+    """A `credit.changed` event for each change written, in the commit that writes it."""
+    recorded: list[Outbox] = []
+    for row in rows:
+        change = changes[row.id]
+        if change is not None:
+            recorded += events.credit_changed(
+                session, row.attempt_id, asdict(change), change.transition_id
+            )
+    events.wake_events(session, recorded)
 
 
 def _finish_done(session: Session, outbox_ids: Sequence[int]) -> None:
@@ -268,10 +277,6 @@ def credit_of_user(
     ).all()
 
 
-# Client errors that say "not now" rather than "never" (docs/behaviour.md, "Credit").
-TRY_AGAIN = frozenset({408, 409, 425, 429})
-
-
 class CreditWebhook:
     """POSTs each change to the LMS with the same Idempotency-Key on every retry."""
 
@@ -286,28 +291,7 @@ class CreditWebhook:
             )
         except httpx.HTTPError as exc:
             raise RetryLater(f"credit webhook unreachable: {type(exc).__name__}") from exc
-        if response.is_success:
-            return None
-        if response.status_code in TRY_AGAIN or response.status_code >= 500:
-            raise RetryLater(
-                f"credit webhook answered {response.status_code}",
-                after=retry_after_seconds(response.headers.get("Retry-After")),
-            )
-        return f"credit webhook answered {response.status_code}: {response.text[:500]}"
+        return judge_answer(response, "credit webhook")
 
     def close(self) -> None:
         self._client.close()
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """Read a Retry-After header: seconds, or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isascii() and value.isdigit() and len(value) <= 9:  # ASCII, under 32 years
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())

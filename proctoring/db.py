@@ -29,6 +29,7 @@ class WakeupKind(enum.StrEnum):
     clear_credit = OutboxKind.clear_credit.value
     cascade = OutboxKind.cascade.value
     email = OutboxKind.email.value
+    event = OutboxKind.event.value
 
 
 @dataclass(frozen=True)

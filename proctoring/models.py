@@ -100,6 +100,7 @@ class OutboxKind(enum.StrEnum):
     clear_credit = "clear_credit"
     cascade = "cascade"
     email = "email"
+    event = "event"
 
 
 class OutboxState(enum.StrEnum):
@@ -322,10 +323,16 @@ class Outbox(Base):
     """A follow-up recorded in the same commit as the status change that caused it."""
 
     __tablename__ = "outbox"
-    __table_args__ = (_partial_index("ix_outbox_pending", "created_at", where=_PENDING),)
+    __table_args__ = (
+        _partial_index("ix_outbox_pending", "created_at", where=_PENDING),
+        # An event waits for the earlier pending events of its (receiver, attempt).
+        _partial_index("ix_outbox_pending_events", "receiver", "attempt_id", "id", where=_PENDING),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     kind: Mapped[OutboxKind] = mapped_column(_enum(OutboxKind, "outbox_kind"))
+    # The event receiver (PROCTORQ_EVENT_WEBHOOKS) an event row is for; None for other kinds.
+    receiver: Mapped[str | None] = mapped_column(String(100))
     attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id"), index=True)
     transition_id: Mapped[int | None] = mapped_column(ForeignKey("transitions.id"), index=True)
     state: Mapped[OutboxState] = mapped_column(

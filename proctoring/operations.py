@@ -6,10 +6,13 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from config import get_settings
 from proctoring.clock import utcnow
 from proctoring.ledger import INBOX, OUTBOX
+from proctoring.models import Outbox, OutboxKind, OutboxState
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,8 @@ class Backlog:
     failed_follow_ups: int
     outbox_lag_seconds: float | None
     transitions_by_state: dict[str, int]
+    # Per event receiver: delivered, pending, failed, and the oldest pending event's age.
+    events: dict[str, dict[str, float | None]]
 
 
 def _age(oldest: dt.datetime | None, now: dt.datetime) -> float | None:
@@ -38,7 +43,36 @@ def backlog(session: Session) -> Backlog:
         failed_follow_ups=outbox.get(OUTBOX.failed, 0),
         outbox_lag_seconds=_age(OUTBOX.oldest_pending(session), now),
         transitions_by_state=inbox,
+        events=event_backlog(session, now),
     )
+
+
+def event_backlog(session: Session, now: dt.datetime) -> dict[str, dict[str, float | None]]:
+    """Each receiver's events by state, configured receivers included when they have none."""
+    found: dict[str, dict[str, float | None]] = {
+        receiver.name: _no_events() for receiver in get_settings().event_webhooks
+    }
+    for receiver, state, count, oldest in session.execute(
+        select(Outbox.receiver, Outbox.state, func.count(), func.min(Outbox.created_at))
+        .where(Outbox.kind == OutboxKind.event)
+        .group_by(Outbox.receiver, Outbox.state)
+    ):
+        figures = found.setdefault(receiver or "", _no_events())
+        figures[_EVENT_STATES[state]] = count
+        if state is OutboxState.pending:
+            figures["oldest_pending_seconds"] = _age(oldest, now)
+    return dict(sorted(found.items()))
+
+
+_EVENT_STATES = {
+    OutboxState.done: "delivered",
+    OutboxState.pending: "pending",
+    OutboxState.failed: "failed",
+}
+
+
+def _no_events() -> dict[str, float | None]:
+    return {"delivered": 0, "pending": 0, "failed": 0, "oldest_pending_seconds": None}
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from config import ProviderConfig
 from config.settings import ReviewWord
-from proctoring import statuses
+from proctoring import events, statuses
 from proctoring.attempts import find_attempt_for_vendor
 from proctoring.clock import utcnow
 from proctoring.errors import Invalid
@@ -134,6 +134,7 @@ def record_review(
     )
     session.add(review)
     session.flush()
+    events.wake_events(session, events.review_received(session, review))
     return ReviewReceipt(review, transition, new=True)
 
 

@@ -30,12 +30,13 @@ PYTHON_SERVICES = (
     "api",
     "worker-transitions",
     "worker-followups",
+    "worker-events",
     "worker-maintenance",
     "beat",
     "flower",
 )
 LONG_RUNNING_PYTHON = tuple(name for name in PYTHON_SERVICES if name != "migrate")
-WORKERS = ("worker-transitions", "worker-followups", "worker-maintenance")
+WORKERS = ("worker-transitions", "worker-followups", "worker-events", "worker-maintenance")
 ALL_SERVICES = {"postgres", "redis", "mailpit", *PYTHON_SERVICES}
 
 

@@ -19,6 +19,7 @@ from proctoring.credit import CreditWebhook
 from proctoring.db import UnitOfWork, make_engine, make_session_factory
 from proctoring.emails import Backend, open_backend
 from proctoring.outbox import RetryPolicy
+from proctoring.receivers import EventSender
 from workers.app import app
 from workers.publisher import CeleryPublisher
 
@@ -69,6 +70,12 @@ def credit_webhook() -> CreditWebhook | None:
     return CreditWebhook(
         settings.credit_webhook_url, timeout=settings.credit_webhook_timeout_seconds
     )
+
+
+@per_process
+def event_sender() -> EventSender:
+    settings = get_settings()
+    return EventSender(settings.event_webhooks, timeout=settings.event_webhook_timeout_seconds)
 
 
 def retry_policy() -> RetryPolicy:

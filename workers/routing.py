@@ -15,17 +15,19 @@ APPLY_TRANSITIONS = "proctorq.apply_transitions"
 CASCADE_DECLINES = "proctorq.cascade_declines"
 UPDATE_CREDIT = "proctorq.update_credit"
 SEND_STATUS_EMAIL = "proctorq.send_status_email"
+DELIVER_EVENTS = "proctorq.deliver_events"
 SWEEP_INBOX = "proctorq.sweep_inbox"
 RELAY_OUTBOX = "proctorq.relay_outbox"
 EXPIRE_OVERDUE_ATTEMPTS = "proctorq.expire_overdue_attempts"
 
-QUEUES = ("transitions", "credit", "email", "maintenance")
+QUEUES = ("transitions", "credit", "email", "events", "maintenance")
 
 ROUTES = {
     APPLY_TRANSITIONS: "transitions",
     CASCADE_DECLINES: "transitions",
     UPDATE_CREDIT: "credit",
     SEND_STATUS_EMAIL: "email",
+    DELIVER_EVENTS: "events",
     SWEEP_INBOX: "maintenance",
     RELAY_OUTBOX: "maintenance",
     EXPIRE_OVERDUE_ATTEMPTS: "maintenance",
@@ -36,7 +38,7 @@ ROUTES = {
 MAINTENANCE = (SWEEP_INBOX, RELAY_OUTBOX, EXPIRE_OVERDUE_ATTEMPTS)
 
 # The modules that define the tasks, imported by the worker when the app is finalised.
-TASK_MODULES = ("tasks.apply", "tasks.followups", "tasks.maintenance")
+TASK_MODULES = ("tasks.apply", "tasks.followups", "tasks.events", "tasks.maintenance")
 
 # What each kind of wake-up is sent as.
 BY_WAKEUP: dict[WakeupKind, str] = {
@@ -45,6 +47,7 @@ BY_WAKEUP: dict[WakeupKind, str] = {
     WakeupKind.credit: UPDATE_CREDIT,
     WakeupKind.clear_credit: UPDATE_CREDIT,
     WakeupKind.email: SEND_STATUS_EMAIL,
+    WakeupKind.event: DELIVER_EVENTS,
 }
 
 # The longest a retry waits as a message on the broker (see workers/base.py); longer waits

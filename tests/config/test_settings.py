@@ -175,3 +175,49 @@ def test_the_suites_own_secrets_pass_the_rules() -> None:
     assert set(settings.providers) == set(PROVIDERS)
     for name in ("s", "acme-old", "mallory", "somebody-else-entirely"):
         load_settings(_env_file=None, providers={"p": {"secrets": [webhook_secret(name)]}})
+
+
+@pytest.mark.parametrize(
+    ("receiver", "sentence"),
+    [
+        ({"url": "ftp://lms.test/", "secret": webhook_secret("r")}, r"receiver 1 .*'url'"),
+        ({"url": "https://lms.test/", "secret": "not base64 !!"}, r"receiver 1 .*'secret'"),
+        (
+            {
+                "url": "https://lms.test/",
+                "secret": "whsec_" + base64.b64encode(b"replace-me-with-a-real-key").decode(),
+            },
+            r"receiver 1 .*'secret'.*placeholder",
+        ),
+        (
+            {"url": "https://lms.test/", "secret": webhook_secret("r"), "events": ["grade"]},
+            r"receiver 1 .*'events.0'",
+        ),
+        ({"secret": webhook_secret("r")}, r"receiver 1 .*'url'"),
+    ],
+)
+def test_a_bad_event_receiver_is_named_in_one_sentence(
+    monkeypatch: pytest.MonkeyPatch, receiver: dict[str, object], sentence: str
+) -> None:
+    monkeypatch.setenv("PROCTORQ_EVENT_WEBHOOKS", json.dumps([receiver]))
+    with pytest.raises(ConfigurationError, match=f"^PROCTORQ_EVENT_WEBHOOKS: {sentence}") as error:
+        load_settings(_env_file=None)
+    assert "\n" not in str(error.value)
+    assert str(receiver["secret"]) not in str(error.value)  # never the value
+
+
+def test_event_receivers_are_named_by_their_host_unless_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    secret = webhook_secret("r")
+    monkeypatch.setenv(
+        "PROCTORQ_EVENT_WEBHOOKS",
+        json.dumps([{"url": "https://lms.test:8443/hooks", "secret": secret}]),
+    )
+    (receiver,) = load_settings(_env_file=None).event_webhooks
+    assert receiver.name == "lms.test:8443"
+    assert receiver.events == ("attempt.status_changed", "credit.changed", "review.received")
+    twice = [{"url": "https://lms.test/a", "secret": secret}] * 2
+    monkeypatch.setenv("PROCTORQ_EVENT_WEBHOOKS", json.dumps(twice))
+    with pytest.raises(ConfigurationError, match=r"two receivers called 'lms\.test'"):
+        load_settings(_env_file=None)

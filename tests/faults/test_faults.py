@@ -32,11 +32,13 @@ from proctoring.models import (
     CreditRequirement,
     Exam,
     Outbox,
+    OutboxKind,
     OutboxState,
     Transition,
     TransitionState,
 )
 from proctoring.schema import upgrade
+from tests.support.events import out_of_order, receivers_setting, taken_once, verified
 from tests.support.model import ModelExam
 from tests.support.processes import PrivatePostgres, PrivateRedis, Stack, stack, wait_until
 from tests.support.servers import HTTPEndpoint, SMTPServer
@@ -58,6 +60,7 @@ class Run:
     smtp: SMTPServer
     lms: HTTPEndpoint
     apply_worker: object
+    receiver: HTTPEndpoint  # of every event (PROCTORQ_EVENT_WEBHOOKS)
 
 
 @pytest.fixture
@@ -66,6 +69,7 @@ def run(tmp_path: Path) -> Iterator[Run]:
     redis = PrivateRedis(tmp_path / "redis").start()
     smtp = SMTPServer().start()
     lms = HTTPEndpoint().__enter__()
+    receiver = HTTPEndpoint().__enter__()
     try:
         engine = make_engine(pg.url)
         upgrade(engine)
@@ -79,12 +83,14 @@ def run(tmp_path: Path) -> Iterator[Run]:
             PROCTORQ_CREDIT_WEBHOOK_TIMEOUT_SECONDS="5",
             PROCTORQ_EMAIL_CLAIM_SECONDS="20",
             PROCTORQ_PUBLISH_PAUSE_SECONDS="1",
+            PROCTORQ_EVENT_WEBHOOKS=receivers_setting(("lms", receiver)),
         ) as running:
             worker = running.start_worker("apply", queues="transitions,maintenance")
-            running.start_worker("followups", queues="credit,email")
+            running.start_worker("followups", queues="credit,email,events")
             running.start_beat()
-            yield Run(running, pg, redis, smtp, lms, worker)
+            yield Run(running, pg, redis, smtp, lms, worker, receiver)
     finally:
+        receiver.down()
         lms.down()
         smtp.stop()
         redis.stop(kill=True)
@@ -255,6 +261,16 @@ def test_a_fault_mid_stream_loses_and_repeats_nothing(run: Run, fault: str) -> N
     assert told and set(keys) == {f"proctorq-credit-{i}" for i in told}
     if fault in EXACTLY_ONCE_TO_LMS:
         assert set(keys.values()) == {1}, keys.most_common(3)
+    # Every event signed, taken once per webhook id with one body, each attempt's in order.
+    events = verified(run.receiver.received)
+    event_ids = cast(list[int], state["event_rows"])
+    assert event_ids and {e.webhook_id for e in events} == {
+        f"proctorq-event-{i}" for i in event_ids
+    }
+    assert len(taken_once(events)) == len(event_ids)
+    assert out_of_order(events) == []
+    if fault in EXACTLY_ONCE_TO_LMS:
+        assert len(events) == len(event_ids)
     assert state["attempts"] == {k: v.status for k, v in model.attempts.items()}
     assert state["history"] == {k: v.history for k, v in model.attempts.items()}
     assert state["credit"] == model.credit
@@ -278,6 +294,8 @@ def test_a_fault_mid_stream_loses_and_repeats_nothing(run: Run, fault: str) -> N
             "emails_expected": model.emails,
             "credit_changes_to_lms": len(keys),
             "credit_posts": sum(keys.values()),
+            "events": len(event_ids),
+            "event_posts": len(events),
             "seconds_sending": round(sent_in, 1),
             "seconds_until_all_final": round(finished_in, 1),
             "equal_to_model": True,
@@ -335,11 +353,16 @@ def _final_state(stack_: Stack, learners: list[int]) -> dict[str, object]:
         )
         follow_ups = {s.value for s in session.scalars(select(Outbox.state).distinct())}
         credit_follow_ups = session.scalars(
-            select(Outbox.id).where(Outbox.payload.is_not(None))  # what was for the LMS
+            select(Outbox.id).where(  # what was for the LMS's credit endpoint
+                Outbox.payload.is_not(None),
+                Outbox.kind.in_([OutboxKind.credit, OutboxKind.clear_credit]),
+            )
         ).all()
+        event_rows = session.scalars(select(Outbox.id).where(Outbox.kind == OutboxKind.event)).all()
         return {
             "follow_ups": follow_ups,
             "credit_follow_ups": credit_follow_ups,
+            "event_rows": event_rows,
             "attempts": attempts,
             "history": history,
             "credit": credit,

@@ -31,7 +31,7 @@ from tests.support.environment import TEST_ENV
 from tests.support.servers import free_port
 from workers.publisher import CeleryPublisher
 
-ALL_QUEUES = "transitions,credit,email,maintenance"
+ALL_QUEUES = "transitions,credit,email,events,maintenance"
 PYTHON = sys.executable
 
 

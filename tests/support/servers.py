@@ -204,6 +204,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: Any
+    raw: bytes = b""
 
 
 @dataclass
@@ -225,7 +226,7 @@ class HTTPEndpoint:
                     time.sleep(endpoint.delay)
                 status, headers = endpoint.answers.pop(0) if endpoint.answers else (200, {})
                 endpoint.received.append(
-                    Received(self.path, dict(self.headers.items()), json.loads(raw or b"null"))
+                    Received(self.path, dict(self.headers.items()), json.loads(raw or b"null"), raw)
                 )
                 self.send_response(status)
                 for key, value in headers.items():
