@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import re
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
@@ -22,6 +21,13 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
+from config.edx_rest import edx_rest_field
+from config.secrets import (
+    MIN_HS256_SECRET_BYTES,
+    WEBHOOK_KEY_BYTES,
+    placeholder_reason,
+)
+
 ReviewWord = Literal["passed", "violation", "suspicious", "not_reviewed"]
 REVIEW_WORDS: tuple[ReviewWord, ...] = ("passed", "violation", "suspicious", "not_reviewed")
 
@@ -30,29 +36,6 @@ DEFAULT_VOCABULARY: dict[str, ReviewWord] = {word: word for word in REVIEW_WORDS
 
 class ConfigurationError(Exception):
     """Start-up cannot go on; the message is one sentence an operator can act on."""
-
-
-# A secret anyone can read in an example is no secret. The words mark every placeholder of
-# .env.example (tests/test_compose.py holds the file to that); the published values are the
-# README's vendor key, which is also the Standard Webhooks documentation's.
-_PLACEHOLDER = re.compile(r"(change|replace)[-_ ]?me", re.IGNORECASE)
-PUBLISHED_EXAMPLES = frozenset({"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"})
-
-# RFC 7518 §3.2: an HS256 key is at least as long as the hash output.
-MIN_HS256_SECRET_BYTES = 32
-# Standard Webhooks: a signing key is 24 to 64 bytes, once decoded.
-WEBHOOK_KEY_BYTES = (24, 64)
-
-
-def placeholder_reason(value: str | bytes) -> str | None:
-    """Why this secret is a placeholder, or None. Never quotes the value itself."""
-    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-    if text.strip() in PUBLISHED_EXAMPLES:
-        return "it is the published example value"
-    found = _PLACEHOLDER.search(text)
-    if found:
-        return f"it contains {found.group(0)!r}"
-    return None
 
 
 Protocol = Literal["standard-webhooks", "edx-rest"]
@@ -104,57 +87,6 @@ class ProviderConfig(BaseModel):
     @classmethod
     def _edx_rest_fields(cls, value: Any, info: ValidationInfo) -> Any:
         return edx_rest_field(info.field_name or "", value, info.data.get("protocol"))
-
-
-def edx_rest_field(field: str, value: Any, protocol: str | None) -> Any:
-    """Check one of an edx-rest provider's fields: present exactly when the protocol is
-    edx-rest, and no placeholder."""
-    if protocol != "edx-rest":
-        if value:
-            raise ValueError('this field is for a provider with "protocol": "edx-rest" only')
-        return value
-    if not value:
-        raise ValueError(EDX_REST_NEEDS[field])
-    if field == "base_url":
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
-            raise ValueError("base_url must be the vendor's http:// or https:// address")
-        return value.rstrip("/")
-    if field == "client_secret":
-        why = placeholder_reason(value.get_secret_value())
-        if why:
-            raise ValueError(f"client_secret is a placeholder ({why}); put the vendor's there")
-    if field == "callback_clients":
-        for client_id, secret in value.items():
-            _check_callback_client(client_id, secret.get_secret_value())
-    return value
-
-
-EDX_REST_NEEDS = {
-    "base_url": "an edx-rest provider needs base_url, the vendor's address",
-    "client_id": "an edx-rest provider needs client_id, issued by the vendor for our calls",
-    "client_secret": "an edx-rest provider needs client_secret, issued by the vendor",
-    "callback_clients": (
-        "an edx-rest provider needs callback_clients, the client id and secret we issue the "
-        "vendor for its calls to us"
-    ),
-}
-
-
-def _check_callback_client(client_id: str, secret: str) -> None:
-    if not client_id or len(client_id) > 100 or not client_id.isprintable():
-        raise ValueError("a callback client id must be 1 to 100 printable characters")
-    why = placeholder_reason(secret)
-    if why:
-        raise ValueError(
-            f"the secret of callback client {client_id!r} is a placeholder ({why}); "
-            "generate one of your own"
-        )
-    if len(secret.encode()) < MIN_HS256_SECRET_BYTES:
-        raise ValueError(
-            f"the secret of callback client {client_id!r} must be at least "
-            f"{MIN_HS256_SECRET_BYTES} bytes: it signs the vendor's tokens (RFC 7518 §3.2)"
-        )
 
 
 def check_webhook_key(secret: str, remedy: str) -> None:
