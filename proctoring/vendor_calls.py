@@ -66,13 +66,12 @@ def attempt_created(session: Session, attempt: Attempt) -> None:
         and speaks_edx_rest(attempt.provider)
     ):
         session.flush()
-        _record(
-            session,
-            attempt.provider,
-            {"call": REGISTER},
-            attempt_id=attempt.id,
-            exam_id=attempt.exam_id,
-        )
+        _record_for(session, attempt, {"call": REGISTER})
+
+
+def _record_for(session: Session, attempt: Attempt, what: dict[str, Any]) -> None:
+    assert attempt.provider is not None
+    _record(session, attempt.provider, what, attempt_id=attempt.id, exam_id=attempt.exam_id)
 
 
 def _known_to_vendor(attempt: Attempt) -> bool:
@@ -87,26 +86,12 @@ def status_applied(session: Session, attempt: Attempt, from_status: Status, to: 
     """``started`` (the first time), ``submitted`` and ``error`` are told to the vendor."""
     first_start = to is Status.started and is_pre_start(from_status)
     if (first_start or to in (Status.submitted, Status.error)) and _known_to_vendor(attempt):
-        assert attempt.provider is not None
-        _record(
-            session,
-            attempt.provider,
-            {"call": STATUS, "status": to.value},
-            attempt_id=attempt.id,
-            exam_id=attempt.exam_id,
-        )
+        _record_for(session, attempt, {"call": STATUS, "status": to.value})
 
 
 def attempt_archived(session: Session, attempt: Attempt) -> None:
     if _known_to_vendor(attempt):
-        assert attempt.provider is not None
-        _record(
-            session,
-            attempt.provider,
-            {"call": DELETE},
-            attempt_id=attempt.id,
-            exam_id=attempt.exam_id,
-        )
+        _record_for(session, attempt, {"call": DELETE})
 
 
 # --- delivery ----------------------------------------------------------------------------------
