@@ -1,8 +1,9 @@
 """mockprock, the edx reference proctoring vendor, unchanged, in a virtual environment of its own.
 
-Its source and pins live outside this repository (``PROCTORQ_MOCKPROCK_DIR``, by default
-``../shared/vendor/mockprock`` beside the checkout); a clone without them skips the tests that
-need it. The environment is made once, under ``var/mockprock-venv``, and reused:
+Its source and pins are not part of this repository: ``PROCTORQ_MOCKPROCK_DIR`` names their
+folder, by default ``shared/vendor/mockprock`` in the folder that holds the checkout, as CI's
+machine has it. A clone without them skips the tests that need it. The environment is made
+once, under ``var/mockprock-venv``, and reused:
 
     python -m tests.support.mockprock     # make it now (CI does, before the tests)
 """
@@ -52,5 +53,6 @@ def python() -> Path:
 
 if __name__ == "__main__":
     if not available():
-        sys.exit(f"mockprock is not at {SOURCE}")
-    print(python())
+        print(f"mockprock is not at {SOURCE}: the tests that run it will be skipped")
+    else:
+        print(python())
