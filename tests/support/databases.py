@@ -3,8 +3,12 @@ one's own on each, migrated by the migrations (never ``create_all``)."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import tempfile
 import uuid
+from pathlib import Path
+from typing import IO
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -50,6 +54,30 @@ def migrated_database(backend: str, tmp_dir: str = "") -> str:
     return url
 
 
+_held: dict[int, tuple[int, IO[str]]] = {}  # offset -> (database number, its locked file)
+
+
 def redis_database(offset: int = 0) -> str:
-    """A database number of the machine's Redis for this test run, apart from others'."""
-    return REDIS_URL.rsplit("/", 1)[0] + f"/{1 + (os.getpid() + offset) % 15}"
+    """A database number of the machine's Redis for this test run, apart from others'.
+
+    Numbers 1 to 15 (0 is the benchmarks'). Each is claimed with a lock on a file for as
+    long as this process lives, so two runs on one machine never share one; the kernel
+    releases the lock when the process ends, however it ends.
+    """
+    if offset not in _held:
+        taken = {number for number, _ in _held.values()}
+        for step in range(15):
+            number = 1 + (os.getpid() + offset + step) % 15
+            if number in taken:
+                continue
+            file = (Path(tempfile.gettempdir()) / f"proctorq-test-redis-{number}.lock").open("a")
+            try:
+                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                file.close()
+                continue
+            _held[offset] = (number, file)
+            break
+        else:
+            raise RuntimeError("every Redis database 1-15 is held by another test run")
+    return REDIS_URL.rsplit("/", 1)[0] + f"/{_held[offset][0]}"
