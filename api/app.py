@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from api import errors
 from api.metrics import BacklogCollector, authorized, exposition
 from api.middleware import BodyLimit, Metrics
-from api.routes import attempts, courses, exams, health, transitions, users, vendors
+from api.routes import attempts, courses, edx, exams, health, transitions, users, vendors
 from config import Settings, get_settings
 from config.logging import install_filter
 from proctoring.db import UnitOfWork, make_engine, make_session_factory
@@ -37,7 +37,8 @@ key, carrying the claims an Open edX LMS issues (`user_id`, `preferred_username`
 a worker applies it in the order received. Follow it with `GET /v1/transitions/{id}?wait=10`.
 
 **Proctoring vendors** sign their webhooks as the
-[Standard Webhooks](https://www.standardwebhooks.com/) specification says.
+[Standard Webhooks](https://www.standardwebhooks.com/) specification says, or speak
+edx-proctoring's REST backend protocol with a token from `POST /oauth2/access_token`.
 
 Every error is `{"detail": "<one sentence>"}`.
 """
@@ -79,6 +80,11 @@ def create_app(
             {"name": "attempts", "description": "A learner's attempt at an exam."},
             {"name": "transitions", "description": "Requests to change an attempt's status."},
             {"name": "vendors", "description": "Signed webhooks from proctoring vendors."},
+            {
+                "name": "edx-proctoring vendors",
+                "description": "Vendors speaking edx-proctoring's REST backend protocol, at "
+                "its paths and with its answers.",
+            },
             {"name": "courses", "description": "Course names, contact links and staff."},
             {"name": "users", "description": "Users as the LMS knows them; their credit."},
             {"name": "health", "description": "For load balancers and orchestrators."},
@@ -90,6 +96,8 @@ def create_app(
     errors.install(app)
     for module in (exams, attempts, transitions, courses, users, vendors, health):
         app.include_router(module.router)
+    app.include_router(edx.router)
+    app.include_router(edx.callbacks)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:

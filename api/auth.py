@@ -11,6 +11,9 @@ from standardwebhooks import Webhook, WebhookVerificationError
 
 from config import ProviderConfig, Settings
 
+# The audience of the tokens this server issues to vendors (api/vendor_tokens.py).
+VENDOR_AUDIENCE = "proctorq:edx-rest-vendor"
+
 
 class Unauthenticated(Exception):
     """401: no credentials, or bad ones. The message is the answer's detail."""
@@ -52,6 +55,8 @@ def read_token(authorization: str | None, settings: Settings) -> Caller:
         raise Unauthenticated("The token has expired.") from None
     except (jwt.InvalidTokenError, jwt.InvalidKeyError, ValueError):
         raise Unauthenticated("The token is not valid.") from None
+    if claims.get("aud") == VENDOR_AUDIENCE:
+        raise Unauthenticated("A vendor's token is not accepted here: it names no user.")
     if claims.get("is_restricted", False) is not False and not settings.jwt_allow_restricted:
         # An Open edX restricted application's token acts for a user only within scopes and
         # filters proctorq does not read; accepting it would give it the user's full rights.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import re
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
@@ -15,11 +14,19 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
+
+from config.edx_rest import edx_rest_field
+from config.secrets import (
+    MIN_HS256_SECRET_BYTES,
+    WEBHOOK_KEY_BYTES,
+    placeholder_reason,
+)
 
 ReviewWord = Literal["passed", "violation", "suspicious", "not_reviewed"]
 REVIEW_WORDS: tuple[ReviewWord, ...] = ("passed", "violation", "suspicious", "not_reviewed")
@@ -31,48 +38,55 @@ class ConfigurationError(Exception):
     """Start-up cannot go on; the message is one sentence an operator can act on."""
 
 
-# A secret anyone can read in an example is no secret. The words mark every placeholder of
-# .env.example (tests/test_compose.py holds the file to that); the published values are the
-# README's vendor key, which is also the Standard Webhooks documentation's.
-_PLACEHOLDER = re.compile(r"(change|replace)[-_ ]?me", re.IGNORECASE)
-PUBLISHED_EXAMPLES = frozenset({"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"})
-
-# RFC 7518 §3.2: an HS256 key is at least as long as the hash output.
-MIN_HS256_SECRET_BYTES = 32
-# Standard Webhooks: a signing key is 24 to 64 bytes, once decoded.
-WEBHOOK_KEY_BYTES = (24, 64)
-
-
-def placeholder_reason(value: str | bytes) -> str | None:
-    """Why this secret is a placeholder, or None. Never quotes the value itself."""
-    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-    if text.strip() in PUBLISHED_EXAMPLES:
-        return "it is the published example value"
-    found = _PLACEHOLDER.search(text)
-    if found:
-        return f"it contains {found.group(0)!r}"
-    return None
+Protocol = Literal["standard-webhooks", "edx-rest"]
 
 
 class ProviderConfig(BaseModel):
-    """A proctoring vendor as configured in ``PROCTORQ_PROVIDERS``."""
+    """A proctoring vendor as configured in ``PROCTORQ_PROVIDERS``.
+
+    Every provider may sign webhooks (``secrets``); one with ``"protocol": "edx-rest"`` also
+    speaks edx-proctoring's REST backend protocol (docs/behaviour.md, "Vendors that speak
+    edx-proctoring's REST protocol"), and needs ``secrets`` only to do both.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    secrets: tuple[str, ...] = Field(min_length=1)
+    protocol: Protocol = "standard-webhooks"
+    secrets: tuple[str, ...] = Field(default=(), validate_default=True)
     review_statuses: dict[str, ReviewWord] = Field(
         default_factory=lambda: dict(DEFAULT_VOCABULARY), min_length=1
     )
     passing: tuple[ReviewWord, ...] = ("passed",)
     require_second_review: bool = True
     allow_timed_out_state: bool | None = None
+    # edx-rest: the vendor, our client at the vendor, and the clients we issue the vendor.
+    base_url: str | None = Field(default=None, validate_default=True)
+    client_id: str | None = Field(default=None, validate_default=True)
+    client_secret: SecretStr | None = Field(default=None, validate_default=True)
+    callback_clients: dict[str, SecretStr] = Field(default_factory=dict, validate_default=True)
+
+    @property
+    def speaks_edx_rest(self) -> bool:
+        return self.protocol == "edx-rest"
 
     @field_validator("secrets")
     @classmethod
-    def _secrets_are_standard_webhooks_keys(cls, secrets: tuple[str, ...]) -> tuple[str, ...]:
+    def _secrets_are_standard_webhooks_keys(
+        cls, secrets: tuple[str, ...], info: ValidationInfo
+    ) -> tuple[str, ...]:
+        if not secrets and info.data.get("protocol") != "edx-rest":
+            raise ValueError(
+                'list at least one signing secret, or set "protocol": "edx-rest" for a '
+                "vendor that speaks edx-proctoring's REST protocol"
+            )
         for secret in secrets:
             check_webhook_key(secret, "put the vendor's signing key there")
         return secrets
+
+    @field_validator("base_url", "client_id", "client_secret", "callback_clients")
+    @classmethod
+    def _edx_rest_fields(cls, value: Any, info: ValidationInfo) -> Any:
+        return edx_rest_field(info.field_name or "", value, info.data.get("protocol"))
 
 
 def check_webhook_key(secret: str, remedy: str) -> None:
@@ -175,6 +189,12 @@ class Settings(BaseSettings):
     event_webhooks: tuple[EventReceiver, ...] = ()
     event_webhook_timeout_seconds: float = Field(default=10.0, gt=0)
 
+    # Vendors speaking edx-proctoring's REST protocol: where they call us back, the key of the
+    # obscured user ids they are given, and how long one call to them may take.
+    public_url: str | None = None
+    user_obfuscation_key: SecretStr | None = None
+    vendor_timeout_seconds: float = Field(default=10.0, gt=0)
+
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
     # A bearer token /metrics asks for; none: /metrics is open, for a scraper on a private network.
     metrics_token: SecretStr | None = None
@@ -195,7 +215,7 @@ class Settings(BaseSettings):
     flower_basic_auth: SecretStr | None = None
     log_level: str = "INFO"
 
-    @field_validator("jwt_secret", "flower_basic_auth", "metrics_token")
+    @field_validator("jwt_secret", "flower_basic_auth", "metrics_token", "user_obfuscation_key")
     @classmethod
     def _not_a_placeholder(cls, secret: SecretStr | None) -> SecretStr | None:
         if secret is not None:
@@ -245,6 +265,33 @@ class Settings(BaseSettings):
                 "which PROCTORQ_PROVIDERS does not define"
             )
         return self
+
+    @model_validator(mode="after")
+    def _edx_rest_vendors_can_be_served(self) -> Settings:
+        edx_rest = [name for name, p in self.providers.items() if p.speaks_edx_rest]
+        if edx_rest and self.user_obfuscation_key is None:
+            raise ValueError(
+                f"PROCTORQ_USER_OBFUSCATION_KEY is required once an edx-rest provider "
+                f"({edx_rest[0]!r}) is configured: it keys the user ids vendors are given"
+            )
+        issued: dict[str, str] = {}
+        for name in edx_rest:
+            for client_id in self.providers[name].callback_clients:
+                if client_id in issued:
+                    raise ValueError(
+                        f"PROCTORQ_PROVIDERS: callback client {client_id!r} is issued by both "
+                        f"{issued[client_id]!r} and {name!r}; give each vendor its own"
+                    )
+                issued[client_id] = name
+        return self
+
+    def callback_client(self, client_id: str) -> tuple[str, str] | None:
+        """The provider that was issued this callback client, and the client's secret."""
+        for name, provider in self.providers.items():
+            secret = provider.callback_clients.get(client_id)
+            if secret is not None:
+                return name, secret.get_secret_value()
+        return None
 
     @model_validator(mode="after")
     def _receivers_have_their_own_names(self) -> Settings:

@@ -17,7 +17,7 @@ import sqlalchemy.exc
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from proctoring import events, statuses
+from proctoring import events, statuses, vendor_calls
 from proctoring.attempts import attempts_for_cascades, lock_attempts
 from proctoring.clock import utcnow
 from proctoring.db import wake
@@ -267,6 +267,7 @@ def _apply(batch: _Batch, attempt: Attempt, exam: Exam, transition: Transition) 
         )
     )
     _record_follow_ups(batch, attempt, transition, result)
+    vendor_calls.status_applied(session, attempt, current, result)
     batch.events.extend(events.status_changed(attempt, exam, transition, current, result, now))
     done = [transition]
     if result is Status.submitted:

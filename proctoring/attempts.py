@@ -10,6 +10,7 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from proctoring import vendor_calls
 from proctoring.clock import utcnow
 from proctoring.db import upsert_insert, wake
 from proctoring.errors import Conflict, Invalid, NotFound
@@ -59,6 +60,7 @@ def create_attempt(
             f"user {user_id} already has an attempt at exam {exam_id}; "
             "staff archive it before the learner may try again"
         ) from None
+    vendor_calls.attempt_created(session, attempt)
     return attempt
 
 
@@ -233,6 +235,7 @@ def archive_attempt(session: Session, attempt_id: int) -> Attempt:
     session.add(outbox)
     session.flush()
     wake(session, OutboxKind.clear_credit, [outbox.id])
+    vendor_calls.attempt_archived(session, attempt)
     return attempt
 
 

@@ -30,6 +30,7 @@ class WakeupKind(enum.StrEnum):
     cascade = OutboxKind.cascade.value
     email = OutboxKind.email.value
     event = OutboxKind.event.value
+    vendor = OutboxKind.vendor.value
 
 
 @dataclass(frozen=True)

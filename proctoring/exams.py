@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from proctoring import vendor_calls
 from proctoring.errors import Conflict, NotFound
 from proctoring.models import Exam
 from proctoring.people import ensure_course
@@ -63,6 +64,7 @@ def create_exam(
         raise Conflict(
             f"an exam with content_id {content_id!r} already exists in course {course_id!r}"
         ) from None
+    vendor_calls.exam_changed(session, exam, was_proctored=False)
     return exam
 
 
@@ -76,9 +78,11 @@ def update_exam(session: Session, exam_id: int, changes: dict[str, Any]) -> Exam
         changes = {**changes, "provider": provider_for_new_exam(changes["provider"])}
     if "due_date" in changes:
         changes = {**changes, "due_date": _utc(changes["due_date"])}
+    was_proctored = exam.is_proctored
     for field, value in changes.items():
         setattr(exam, field, value)
     session.flush()
+    vendor_calls.exam_changed(session, exam, was_proctored=was_proctored)
     return exam
 
 

@@ -101,6 +101,7 @@ class OutboxKind(enum.StrEnum):
     cascade = "cascade"
     email = "email"
     event = "event"
+    vendor = "vendor"
 
 
 class OutboxState(enum.StrEnum):
@@ -327,13 +328,19 @@ class Outbox(Base):
         _partial_index("ix_outbox_pending", "created_at", where=_PENDING),
         # An event waits for the earlier pending events of its (receiver, attempt).
         _partial_index("ix_outbox_pending_events", "receiver", "attempt_id", "id", where=_PENDING),
+        # A vendor's registration of an attempt waits for the pending ones of its exam.
+        _partial_index("ix_outbox_pending_exams", "exam_id", "id", where=_PENDING),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     kind: Mapped[OutboxKind] = mapped_column(_enum(OutboxKind, "outbox_kind"))
-    # The event receiver (PROCTORQ_EVENT_WEBHOOKS) an event row is for; None for other kinds.
+    # The event receiver (PROCTORQ_EVENT_WEBHOOKS) an event row is for, or the provider a
+    # vendor call is for; None for other kinds.
     receiver: Mapped[str | None] = mapped_column(String(100))
-    attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id"), index=True)
+    # Null only on a vendor call about an exam (its registration), which names the exam
+    # instead; typed as every other kind has it, the vendor's code alone reads such a row.
+    attempt_id: Mapped[int] = mapped_column(ForeignKey("attempts.id"), index=True, nullable=True)
+    exam_id: Mapped[int | None] = mapped_column(ForeignKey("exams.id"))
     transition_id: Mapped[int | None] = mapped_column(ForeignKey("transitions.id"), index=True)
     state: Mapped[OutboxState] = mapped_column(
         _enum(OutboxState, "outbox_state"), default=OutboxState.pending

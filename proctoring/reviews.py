@@ -3,6 +3,7 @@ outcome, apply, hold or keep it."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -10,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from config import ProviderConfig
+from config.settings import ReviewWord
 from proctoring import events, statuses
 from proctoring.attempts import find_attempt_for_vendor
 from proctoring.clock import utcnow
@@ -25,11 +27,18 @@ from proctoring.transitions import (
 )
 
 
-def review_outcome(config: ProviderConfig, word: str, reviewed_by: str | None) -> Status:
-    """Map a vendor's word to our status, with the provider's vocabulary."""
-    ours = config.review_statuses.get(word)
+def review_outcome(
+    config: ProviderConfig,
+    word: str,
+    reviewed_by: str | None,
+    vocabulary: Mapping[str, ReviewWord] | None = None,
+) -> Status:
+    """Map a vendor's word to our status, with the provider's vocabulary (or the one given:
+    edx-proctoring's protocol has the four standard words)."""
+    words = config.review_statuses if vocabulary is None else vocabulary
+    ours = words.get(word)
     if ours is None:
-        accepted = ", ".join(repr(w) for w in config.review_statuses)
+        accepted = ", ".join(repr(w) for w in words)
         raise Invalid(f"review status {word!r} is not one of the provider's words: {accepted}")
     if ours in config.passing:
         return Status.verified
@@ -79,14 +88,19 @@ def record_review(
     external_id: str | None = None,
     reviewed_by: str | None = None,
     comments: str = "",
+    vocabulary: Mapping[str, ReviewWord] | None = None,
+    human: bool | None = None,
 ) -> VendorReceipt:
     """Store a review once per (provider, webhook id). An id already used, by a review or by a
-    ready notice, returns that message's first receipt and changes nothing."""
+    ready notice, returns that message's first receipt and changes nothing.
+
+    ``human`` says whether a person reviewed it; by default, whoever ``reviewed_by`` names."""
     config = require_provider(provider)
     seen = first_answer(session, provider, webhook_id)
     if seen is not None:
         return seen
-    outcome = review_outcome(config, status, reviewed_by)
+    reviewer = reviewed_by if human is None else ("human" if human else None)
+    outcome = review_outcome(config, status, reviewer, vocabulary)
     attempt = find_attempt_for_vendor(
         session, provider, attempt_code=attempt_code, external_id=external_id
     )

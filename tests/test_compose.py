@@ -31,12 +31,19 @@ PYTHON_SERVICES = (
     "worker-transitions",
     "worker-followups",
     "worker-events",
+    "worker-vendor",
     "worker-maintenance",
     "beat",
     "flower",
 )
 LONG_RUNNING_PYTHON = tuple(name for name in PYTHON_SERVICES if name != "migrate")
-WORKERS = ("worker-transitions", "worker-followups", "worker-events", "worker-maintenance")
+WORKERS = (
+    "worker-transitions",
+    "worker-followups",
+    "worker-events",
+    "worker-vendor",
+    "worker-maintenance",
+)
 ALL_SERVICES = {"postgres", "redis", "mailpit", *PYTHON_SERVICES}
 
 

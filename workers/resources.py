@@ -17,6 +17,7 @@ from celery import Celery
 from config import get_settings
 from proctoring.credit import CreditWebhook
 from proctoring.db import UnitOfWork, make_engine, make_session_factory
+from proctoring.edx_client import EdxRestClient
 from proctoring.emails import Backend, open_backend
 from proctoring.outbox import RetryPolicy
 from proctoring.receivers import EventSender
@@ -76,6 +77,13 @@ def credit_webhook() -> CreditWebhook | None:
 def event_sender() -> EventSender:
     settings = get_settings()
     return EventSender(settings.event_webhooks, timeout=settings.event_webhook_timeout_seconds)
+
+
+@per_process
+def vendor_client() -> EdxRestClient:
+    """One per process: it keeps each vendor's token until shortly before it expires."""
+    settings = get_settings()
+    return EdxRestClient(settings.providers, timeout=settings.vendor_timeout_seconds)
 
 
 def retry_policy() -> RetryPolicy:

@@ -16,11 +16,12 @@ CASCADE_DECLINES = "proctorq.cascade_declines"
 UPDATE_CREDIT = "proctorq.update_credit"
 SEND_STATUS_EMAIL = "proctorq.send_status_email"
 DELIVER_EVENTS = "proctorq.deliver_events"
+CALL_VENDOR = "proctorq.call_vendor"
 SWEEP_INBOX = "proctorq.sweep_inbox"
 RELAY_OUTBOX = "proctorq.relay_outbox"
 EXPIRE_OVERDUE_ATTEMPTS = "proctorq.expire_overdue_attempts"
 
-QUEUES = ("transitions", "credit", "email", "events", "maintenance")
+QUEUES = ("transitions", "credit", "email", "events", "vendor", "maintenance")
 
 ROUTES = {
     APPLY_TRANSITIONS: "transitions",
@@ -28,6 +29,7 @@ ROUTES = {
     UPDATE_CREDIT: "credit",
     SEND_STATUS_EMAIL: "email",
     DELIVER_EVENTS: "events",
+    CALL_VENDOR: "vendor",
     SWEEP_INBOX: "maintenance",
     RELAY_OUTBOX: "maintenance",
     EXPIRE_OVERDUE_ATTEMPTS: "maintenance",
@@ -38,7 +40,13 @@ ROUTES = {
 MAINTENANCE = (SWEEP_INBOX, RELAY_OUTBOX, EXPIRE_OVERDUE_ATTEMPTS)
 
 # The modules that define the tasks, imported by the worker when the app is finalised.
-TASK_MODULES = ("tasks.apply", "tasks.followups", "tasks.events", "tasks.maintenance")
+TASK_MODULES = (
+    "tasks.apply",
+    "tasks.followups",
+    "tasks.events",
+    "tasks.vendors",
+    "tasks.maintenance",
+)
 
 # What each kind of wake-up is sent as.
 BY_WAKEUP: dict[WakeupKind, str] = {
@@ -48,6 +56,7 @@ BY_WAKEUP: dict[WakeupKind, str] = {
     WakeupKind.clear_credit: UPDATE_CREDIT,
     WakeupKind.email: SEND_STATUS_EMAIL,
     WakeupKind.event: DELIVER_EVENTS,
+    WakeupKind.vendor: CALL_VENDOR,
 }
 
 # The longest a retry waits as a message on the broker (see workers/base.py); longer waits

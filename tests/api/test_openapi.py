@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from pydantic import TypeAdapter
 
 from api.app import create_app
-from api.routes import attempts, courses, exams, health, transitions, users, vendors
+from api.routes import attempts, courses, edx, exams, health, transitions, users, vendors
 from config import get_settings
 from proctoring.db import UnitOfWork
 
@@ -22,6 +22,10 @@ HTTP_METHODS = ("get", "put", "post", "patch", "delete", "head", "options", "tra
 USER = "user"
 VENDOR = "vendor"
 PUBLIC = "public"
+# edx-proctoring's protocol: a vendor's JWT, answers as edx-proctoring gives them.
+EDX = "edx-rest vendor"
+TOKEN = "oauth2 client"
+EDX_CALLBACK = "/api/edx_proctoring/v1/proctored_exam/attempt/{external_id}"
 
 # Every operation, who calls it, and the errors (beyond 400/413/422) it must document.
 OPERATIONS: dict[tuple[str, str], tuple[str, set[int]]] = {
@@ -43,6 +47,9 @@ OPERATIONS: dict[tuple[str, str], tuple[str, set[int]]] = {
     ("post", "/v1/providers/{provider}/attempts/{external_id}/ready"): (VENDOR, {401, 404}),
     ("put", "/v1/users/{user_id}"): (USER, {401, 403}),
     ("get", "/v1/users/{user_id}/credit"): (USER, {401, 403}),
+    ("post", "/oauth2/access_token"): (TOKEN, {400, 401}),
+    ("post", EDX_CALLBACK + "/ready"): (EDX, {401, 403, 404}),
+    ("post", EDX_CALLBACK + "/reviewed"): (EDX, {400, 401, 403, 412}),
     ("get", "/healthz"): (PUBLIC, set()),
     ("get", "/readyz"): (PUBLIC, set()),
 }
@@ -119,7 +126,11 @@ def test_every_body_has_an_example_that_is_valid(document: dict[str, Any]) -> No
         if "requestBody" not in operation:
             continue
         bodies += 1
-        media = operation["requestBody"]["content"]["application/json"]
+        content = operation["requestBody"]["content"]
+        if "application/json" not in content:  # the token's form: RFC 6749's, not ours
+            assert content["application/x-www-form-urlencoded"]["example"], (method, path)
+            continue
+        media = content["application/json"]
         examples = [e["value"] for e in media.get("examples", {}).values()]
         if "example" in media:
             examples.append(media["example"])
@@ -127,7 +138,7 @@ def test_every_body_has_an_example_that_is_valid(document: dict[str, Any]) -> No
         model = _body_model(method, path)
         for example in examples:
             TypeAdapter(model).validate_python(example)
-    assert bodies == 7
+    assert bodies == 9
 
 
 def _body_model(method: str, path: str) -> Any:
@@ -142,8 +153,11 @@ def _body_model(method: str, path: str) -> Any:
 def _api_routes() -> list[APIRoute]:
     return [
         route
-        for module in (attempts, courses, exams, health, transitions, users, vendors)
-        for route in module.router.routes
+        for router in (
+            *(m.router for m in (attempts, courses, exams, health, transitions, users, vendors)),
+            edx.callbacks,
+        )
+        for route in router.routes
         if isinstance(route, APIRoute)
     ]
 
@@ -156,12 +170,19 @@ def test_error_answers_are_documented_as_a_sentence(document: dict[str, Any]) ->
     for method, path, operation in operations(document):
         who, expected = OPERATIONS[(method, path)]
         documented = {int(code) for code in operation["responses"] if code[0] in "45"}
-        if who != PUBLIC:
+        if who in (USER, VENDOR):
             expected = expected | {400, 413, 422, 503}
+        elif who == EDX:  # a body that is not valid is a 400, as edx-proctoring has it
+            expected = expected | {400, 413, 503}
         assert expected <= documented, (method, path, sorted(expected - documented))
         for code in documented:
             if (path, code) == ("/readyz", 503):
                 continue  # says which of the database and the broker is away
+            if who == TOKEN or (path, code) == (EDX_CALLBACK + "/reviewed", 412):
+                # RFC 6749 §5.2's `{"error"}`, and edx-proctoring's bare string
+                example = operation["responses"][str(code)]["content"]["application/json"]
+                assert example["example"], (method, path, code)
+                continue
             answer = operation["responses"][str(code)]
             assert answer.get("description"), (method, path, code)
             media = answer["content"]["application/json"]
@@ -181,6 +202,8 @@ def test_user_routes_say_how_to_authenticate(document: dict[str, Any]) -> None:
         security = operation.get("security", [])
         if who == USER:
             assert {"HTTPBearer": []} in security, (method, path)
+        elif who == EDX:
+            assert {"VendorJWT": []} in security, (method, path)
         else:
             assert security == [], (method, path)
 

@@ -62,7 +62,8 @@ def test_no_address_name_token_or_secret_on_the_broker_or_in_logs(pipeline: Stac
         ADDRESS,
         token["Authorization"].split()[1],
         JWT_SECRET,
-        *(s for p in PROVIDERS.values() for s in p["secrets"]),  # type: ignore[attr-defined]
+        *(s for p in PROVIDERS.values() for s in p.get("secrets", ())),  # type: ignore[attr-defined]
+        *(s for p in PROVIDERS.values() for s in p.get("callback_clients", {}).values()),  # type: ignore[attr-defined]
     ]
     for secret in secrets:
         assert not any(secret in c for c in seen), f"{secret[:12]}… went over the broker"

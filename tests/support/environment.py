@@ -22,6 +22,10 @@ CLEAN_WORDS = {
     "Not Reviewed": "not_reviewed",
 }
 
+# The callback client proctorq issues the "edxvendor" provider.
+EDX_CLIENT = "edxvendor-client"
+EDX_CLIENT_SECRET = "edxvendor-callback-secret-long-enough-for-hs256"
+
 PROVIDERS = {
     # The default vocabulary, a second review required, time-outs kept only while created.
     "acme": {"secrets": [webhook_secret("acme-old"), webhook_secret("acme")]},
@@ -38,6 +42,24 @@ PROVIDERS = {
         "require_second_review": False,
         "allow_timed_out_state": False,
     },
+    # Vendors speaking edx-proctoring's REST protocol. Nothing listens at their addresses:
+    # tests of our calls to a vendor start a server of their own and point a provider at it.
+    "edxvendor": {
+        "protocol": "edx-rest",
+        "base_url": "http://127.0.0.1:9/edxvendor",
+        "client_id": "proctorq",
+        "client_secret": "proctorqsecret",
+        "callback_clients": {EDX_CLIENT: EDX_CLIENT_SECRET},
+    },
+    # One that also signs Standard Webhooks: a provider may speak both protocols.
+    "bothways": {
+        "protocol": "edx-rest",
+        "secrets": [webhook_secret("bothways")],
+        "base_url": "http://127.0.0.1:9/bothways",
+        "client_id": "proctorq",
+        "client_secret": "proctorqsecret",
+        "callback_clients": {"bothways-client": "bothways-callback-secret-long-enough-for-hs256"},
+    },
 }
 
 JWT_SECRET = "a-test-jwt-secret-that-is-long-enough-for-hs256"
@@ -48,6 +70,8 @@ TEST_ENV = {
     "PROCTORQ_JWT_SECRET": JWT_SECRET,
     "PROCTORQ_SUPPORT_URL": "https://support.example.test/",
     "PROCTORQ_EMAIL_FROM": "proctorq <noreply@proctorq.test>",
+    "PROCTORQ_USER_OBFUSCATION_KEY": "a-test-key-for-the-user-ids-vendors-are-given",
+    "PROCTORQ_PUBLIC_URL": "http://127.0.0.1:8000",
 }
 
 # Set on a developer's machine, these would send the tests' mail, credit calls or data to it.

@@ -30,8 +30,9 @@ from proctoring.db import UnitOfWork, make_engine, make_session_factory
 from tests.support.environment import TEST_ENV
 from tests.support.servers import free_port
 from workers.publisher import CeleryPublisher
+from workers.routing import QUEUES
 
-ALL_QUEUES = "transitions,credit,email,events,maintenance"
+ALL_QUEUES = ",".join(QUEUES)
 PYTHON = sys.executable
 
 

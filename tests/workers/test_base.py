@@ -27,6 +27,7 @@ TASKS: dict[str, tuple[Ledger | None, type[Task]]] = {
     "proctorq.update_credit": (OUTBOX, OwnTransactionsTask),
     "proctorq.send_status_email": (OUTBOX, OwnTransactionsTask),
     "proctorq.deliver_events": (OUTBOX, OwnTransactionsTask),
+    "proctorq.call_vendor": (OUTBOX, OwnTransactionsTask),
     "proctorq.sweep_inbox": (None, OneTransactionTask),
     "proctorq.relay_outbox": (None, OneTransactionTask),
     "proctorq.expire_overdue_attempts": (None, OneTransactionTask),
