@@ -32,6 +32,18 @@ class TokenRequestError(Exception):
         self.code = code
         self.status = status
 
+    @property
+    def description(self) -> str:
+        """One sentence for a person reading the answer (``error_description``, ``detail``)."""
+        return TOKEN_ERRORS.get(self.code, "The token request was refused.")
+
+
+TOKEN_ERRORS = {
+    "invalid_client": "The client id or secret is not one proctorq issued to a vendor.",
+    "invalid_request": "Send grant_type, client_id and client_secret once each, form-encoded.",
+    "unsupported_grant_type": "Only grant_type=client_credentials is supported.",
+}
+
 
 def read_form(body: bytes) -> dict[str, str]:
     """An application/x-www-form-urlencoded body; a repeated or unreadable one is refused."""

@@ -11,6 +11,7 @@ import sqlalchemy.exc
 from cli import flower, local, operate, run, up
 from cli.demo import demo
 from config import ConfigurationError, get_settings
+from workers.routing import QUEUES
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -65,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker_cmd.add_argument(
         "-Q",
         "--queues",
-        default="transitions,credit,email,events,maintenance",
+        default=",".join(QUEUES),
         help="comma-separated queues to consume (default: all of them)",
     )
     worker_cmd.add_argument("-c", "--concurrency", type=int, default=2, help="pool processes")

@@ -18,7 +18,7 @@ from api.deps import UoW
 from api.errors import problem, sentence
 from api.present import errors, examples
 from api.schemas import Email, Word
-from api.vendor_tokens import TokenRequestError, issue_token, read_vendor_token
+from api.vendor_tokens import TOKEN_ERRORS, TokenRequestError, issue_token, read_vendor_token
 from config import get_settings
 from proctoring import edx_callbacks
 from proctoring.errors import NotFound
@@ -77,7 +77,9 @@ TOKEN_FORM = {
 
 
 def _oauth_error(code: str, example: str) -> dict[str, Any]:
-    return {"description": example, "content": {"application/json": {"example": {"error": code}}}}
+    sentence = TOKEN_ERRORS[code]
+    body = {"error": code, "error_description": sentence, "detail": sentence}
+    return {"description": example, "content": {"application/json": {"example": body}}}
 
 
 @router.post(
@@ -132,7 +134,9 @@ async def access_token(request: Request) -> JSONResponse:
         headers = dict(no_store)
         if exc.status == 401:
             headers["WWW-Authenticate"] = 'Basic realm="proctorq"'
-        return JSONResponse({"error": exc.code}, status_code=exc.status, headers=headers)
+        # RFC 6749 §5.2's body, with the sentence every error of this API carries.
+        body = {"error": exc.code, "error_description": exc.description, "detail": exc.description}
+        return JSONResponse(body, status_code=exc.status, headers=headers)
     return JSONResponse(answer, headers=no_store)
 
 

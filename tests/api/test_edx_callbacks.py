@@ -103,13 +103,15 @@ def test_client_credentials_in_a_basic_header(client: TestClient) -> None:
 )
 def test_a_wrong_client_is_invalid_client(client: TestClient, fields: dict[str, str]) -> None:
     response = client.post(TOKEN, data=form(**fields))
-    assert (response.status_code, response.json()) == (401, {"error": "invalid_client"})
+    assert (response.status_code, response.json()["error"]) == (401, "invalid_client")
+    assert response.json()["detail"] == response.json()["error_description"]
 
 
 def test_another_grant_type_is_unsupported(client: TestClient) -> None:
     fields = form(client_id=EDX_CLIENT, client_secret=EDX_CLIENT_SECRET, grant_type="password")
     response = client.post(TOKEN, data=fields)
-    assert (response.status_code, response.json()) == (400, {"error": "unsupported_grant_type"})
+    assert (response.status_code, response.json()["error"]) == (400, "unsupported_grant_type")
+    assert "client_credentials" in response.json()["detail"]
 
 
 @pytest.mark.parametrize(
@@ -125,7 +127,7 @@ def test_a_form_that_cannot_be_read_is_invalid_request(client: TestClient, body:
         TOKEN, content=body, headers={"content-type": "application/x-www-form-urlencoded"}
     )
     assert response.status_code in (400, 401)
-    assert set(response.json()) == {"error"}
+    assert set(response.json()) == {"error", "error_description", "detail"}
 
 
 def test_a_vendor_token_is_no_users_token_and_the_other_way_round(world: World) -> None:

@@ -30,7 +30,6 @@ Run with ``-s`` for a count of answers by status code, per route.
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -49,7 +48,11 @@ from proctoring.schema import upgrade
 from tests.faults.bad_input.corpus import ROUTES, TARGETS, build, by_target
 from tests.faults.bad_input.probes import ERROR_CODES, Outcome, send
 from tests.faults.bad_input.world import Setup, routes, set_up
-from tests.support.databases import REDIS_URL, create_postgres_database, drop_postgres_database
+from tests.support.databases import (
+    create_postgres_database,
+    drop_postgres_database,
+    redis_database,
+)
 from workers.app import create_app as create_celery
 from workers.publisher import CeleryPublisher
 
@@ -76,7 +79,7 @@ def stack() -> Iterator[Stack]:
     url = create_postgres_database()
     engine = make_engine(url)
     upgrade(engine)
-    broker_url = REDIS_URL.rsplit("/", 1)[0] + f"/{1 + (os.getpid() + 3) % 15}"
+    broker_url = redis_database(3)
     broker = redis.Redis.from_url(broker_url)
     broker.flushdb()
     settings = load_settings(database_url=url, broker_url=broker_url, _env_file=None)

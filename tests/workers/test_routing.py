@@ -56,3 +56,10 @@ def test_the_maintenance_ticks_send_no_task_events() -> None:
     for name, task in app.tasks.items():
         if name.startswith("proctorq."):
             assert task.send_events == (name not in routing.MAINTENANCE), name
+
+
+def test_a_worker_with_no_queues_named_consumes_them_all() -> None:
+    from cli.main import build_parser
+
+    args = build_parser().parse_args(["worker"])
+    assert args.queues.split(",") == list(routing.QUEUES)
