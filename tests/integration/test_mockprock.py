@@ -189,7 +189,12 @@ def test_mockprock_takes_a_learner_from_registration_to_verified(
     except AssertionError:  # what the attempt went through, for whoever reads the failure
         print(http.get(f"{attempt_url}/transitions", headers=admin).json())
         raise
-    credit = http.get("/v1/users/77001/credit", headers=admin, params={"course_id": course}).json()
-    assert [c["status"] for c in credit] == ["satisfied"]
+
+    def credit() -> list[str]:
+        found = http.get("/v1/users/77001/credit", headers=admin, params={"course_id": course})
+        return [c["status"] for c in found.json()]
+
+    # Credit is a follow-up of the status change: it lands a moment after `verified`.
+    wait_until(lambda: credit() == ["satisfied"], timeout=60, what="the credit to be satisfied")
     wait_until(lambda: len(smtp.messages) == 2, timeout=60, what="the two e-mails")
     assert len({m["To"] for m in smtp.messages}) == 1
