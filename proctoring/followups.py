@@ -19,6 +19,7 @@ from proctoring.outbox import (
     finish,
     postpone,
     postpone_until,
+    release,
 )
 from proctoring.statuses import Status
 
@@ -31,6 +32,7 @@ __all__ = [
     "finish",
     "postpone",
     "postpone_until",
+    "release",
 ]
 
 

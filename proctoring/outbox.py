@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from proctoring.clock import utcnow
+from proctoring.db import wake
 from proctoring.ledger import OUTBOX
 from proctoring.models import Outbox, OutboxKind, OutboxState
 
@@ -132,6 +133,18 @@ def postpone_until(
             .where(Outbox.id.in_(outbox_ids), Outbox.state == OutboxState.pending)
             .values(next_try_at=when, last_published_at=when, deliveries=0)
         )
+
+
+def release(session: Session, kind: OutboxKind, outbox_ids: Sequence[int]) -> None:
+    """Due now, and woken after the commit: rows that waited behind one now finished (the
+    next of an attempt's sequence of events or vendor calls)."""
+    if outbox_ids:
+        session.execute(
+            update(Outbox)
+            .where(Outbox.id.in_(outbox_ids))
+            .values(next_try_at=None, last_published_at=utcnow(), deliveries=0)
+        )
+        wake(session, kind, list(outbox_ids))
 
 
 def claim(session: Session, kind: OutboxKind, outbox_ids: Sequence[int]) -> list[Outbox]:

@@ -31,7 +31,6 @@ from standardwebhooks.webhooks import Webhook
 from config import EventReceiver
 from proctoring import followups
 from proctoring.clock import utcnow
-from proctoring.db import wake
 from proctoring.events import webhook_id
 from proctoring.http import RetryLater, judge_answer
 from proctoring.models import Outbox, OutboxKind, OutboxState
@@ -234,13 +233,7 @@ def _wake_heads(session: Session, sequences: list[Key]) -> None:
     woken = sorted(
         row_id for key, (row_id, tries) in heads.items() if key in sequences and not tries
     )
-    if woken:
-        session.execute(
-            update(Outbox)
-            .where(Outbox.id.in_(woken))
-            .values(next_try_at=None, last_published_at=utcnow(), deliveries=0)
-        )
-        wake(session, OutboxKind.event, woken)
+    followups.release(session, OutboxKind.event, woken)
 
 
 class EventSender:

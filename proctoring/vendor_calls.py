@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -333,10 +333,4 @@ def _wake_next(session: Session, row: Outbox) -> None:
         )
     else:
         woken = list(session.scalars(pending.where(Outbox.exam_id == row.exam_id)))
-    if woken:
-        session.execute(
-            update(Outbox)
-            .where(Outbox.id.in_(woken))
-            .values(next_try_at=None, last_published_at=utcnow(), deliveries=0)
-        )
-        wake(session, OutboxKind.vendor, woken)
+    followups.release(session, OutboxKind.vendor, woken)
