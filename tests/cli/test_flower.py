@@ -16,15 +16,21 @@ import pytest
 from cli.flower import basic_auth_entries, is_loopback
 from tests.support import scenario
 from tests.support.databases import REDIS_URL
+from tests.support.events import receivers_setting
 from tests.support.processes import Process, stack, wait_until
-from tests.support.servers import free_port
+from tests.support.servers import HTTPEndpoint, free_port
 from workers import routing
 from workers.routing import ROUTES
 
 pytestmark = pytest.mark.integration
 
 AUTH = ("ops", "secret-word")
-OURS = (routing.APPLY_TRANSITIONS, routing.UPDATE_CREDIT, routing.SEND_STATUS_EMAIL)
+OURS = (
+    routing.APPLY_TRANSITIONS,
+    routing.UPDATE_CREDIT,
+    routing.SEND_STATUS_EMAIL,
+    routing.DELIVER_EVENTS,
+)
 
 
 def _answers(url: str, flower: Process) -> bool:
@@ -59,9 +65,16 @@ def test_flower_shows_each_task_by_name_queue_and_ids(
 ) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    with stack(
-        tmp_path, postgres_url, redis_url, PROCTORQ_FLOWER_BASIC_AUTH=":".join(AUTH)
-    ) as running:
+    with (
+        HTTPEndpoint() as receiver,
+        stack(
+            tmp_path,
+            postgres_url,
+            redis_url,
+            PROCTORQ_FLOWER_BASIC_AUTH=":".join(AUTH),
+            PROCTORQ_EVENT_WEBHOOKS=receivers_setting(("lms", receiver)),
+        ) as running,
+    ):
         flower = running.spawn("flower", "flower", "--port", str(port), "--address", "127.0.0.1")
         wait_until(lambda: _answers(f"{base}/healthcheck", flower), what="Flower to answer")
         assert flower.alive(), flower.text()[-3000:]
@@ -103,6 +116,8 @@ def test_flower_shows_each_task_by_name_queue_and_ids(
                 seen_ids.update(ids_in_task)
         assert set(ids) <= seen_ids
         queues = {t["name"]: t["routing_key"] for t in tasks.values()}
+        assert queues[routing.DELIVER_EVENTS] == "events"
+        assert receiver.received, "the events were delivered"
         assert queues[routing.APPLY_TRANSITIONS] == "transitions"
         assert queues[routing.UPDATE_CREDIT] == "credit"
         assert queues[routing.SEND_STATUS_EMAIL] == "email"
