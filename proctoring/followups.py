@@ -19,6 +19,7 @@ from proctoring.outbox import (
     finish,
     postpone,
     postpone_until,
+    record_answers,
     release,
 )
 from proctoring.statuses import Status
@@ -32,6 +33,7 @@ __all__ = [
     "finish",
     "postpone",
     "postpone_until",
+    "record_answers",
     "release",
 ]
 

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import cast
 
+import sqlalchemy.exc
 from sqlalchemy import Connection, Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
@@ -58,6 +61,11 @@ class FollowUpResult:
         self.retry_ids.extend(outbox_ids)
         if wait is not None:
             self.retry_after = max(self.retry_after or 0.0, wait)
+
+    def add(self, other: FollowUpResult) -> None:
+        self.done.extend(other.done)
+        self.failed.extend(other.failed)
+        self.postponed(other.retry_ids, other.retry_after)
 
 
 def postpone(
@@ -133,6 +141,32 @@ def postpone_until(
             .where(Outbox.id.in_(outbox_ids), Outbox.state == OutboxState.pending)
             .values(next_try_at=when, last_published_at=when, deliveries=0)
         )
+
+
+def record_answers(
+    uow: Callable[[], AbstractContextManager[Session]],
+    write: Callable[[Session, FollowUpResult], None],
+    tries: int = 5,
+) -> FollowUpResult:
+    """Write what calls already made were answered, in a short transaction of its own.
+
+    The calls cannot be taken back, so a deadlock or a lost connection while writing their
+    answers is tried again here, with a fresh result each time, rather than left to the
+    task's retry: that would find the rows leased, and send them again once the lease ran
+    out. Only the last failure propagates.
+    """
+    for attempt in range(tries):
+        result = FollowUpResult()
+        try:
+            with uow() as session:
+                write(session, result)
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError):
+            if attempt == tries - 1:
+                raise
+            time.sleep(0.05 * 2**attempt)
+        else:
+            return result
+    raise AssertionError("unreachable")
 
 
 def release(session: Session, kind: OutboxKind, outbox_ids: Sequence[int]) -> None:

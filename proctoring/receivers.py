@@ -86,9 +86,9 @@ def deliver_events(
         # A receiver that is slow holds its own thread, never another receiver's events.
         with ThreadPoolExecutor(max_workers=min(8, len(by_receiver))) as pool:
             list(pool.map(lambda item: _send_runs(send, *item), by_receiver.items()))
-    with uow() as session:
-        _record(session, runs, policy, result)
-    return result
+    return followups.record_answers(
+        uow, lambda session, result: _record(session, runs, policy, result)
+    )
 
 
 def _lease(session: Session, outbox_ids: Sequence[int], call_seconds: float) -> dict[Key, _Run]:

@@ -13,6 +13,7 @@ with its reason.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -125,8 +126,9 @@ def call_vendors(
                 if not over:
                     result.postponed([row_id], wait)
             continue
-        with uow() as session:
-            _settle(session, row_id, answer, result)
+        result.add(
+            followups.record_answers(uow, functools.partial(_settle, row_id=row_id, answer=answer))
+        )
     return result
 
 
@@ -253,7 +255,7 @@ def attempt_body(session: Session, provider: str, exam: Exam, attempt: Attempt) 
 
 
 def _settle(
-    session: Session, row_id: int, answer: Answer, result: followups.FollowUpResult
+    session: Session, result: followups.FollowUpResult, *, row_id: int, answer: Answer
 ) -> None:
     """Record the answer of the row's call, and wake what waited behind it."""
     row = session.scalars(select(Outbox).where(Outbox.id == row_id).with_for_update()).one()

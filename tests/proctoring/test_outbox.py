@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
+from typing import Any
 
+import pytest
+import sqlalchemy.exc
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
@@ -94,3 +99,28 @@ def test_a_row_failing_longer_than_the_budget_ends_failed_and_replays_afresh(
 
 
 POLICY = outbox.RetryPolicy()
+
+
+def test_answers_already_received_are_written_again_after_a_deadlock() -> None:
+    """The calls are made; a transient error while writing their answers is tried again
+    there, with a fresh result, instead of failing the task (which would send them again)."""
+    tries: list[int] = []
+
+    @contextlib.contextmanager
+    def uow() -> Iterator[Any]:
+        yield object()
+
+    def write(session: Any, result: outbox.FollowUpResult) -> None:
+        result.done.append(7)
+        tries.append(1)
+        if len(tries) < 3:
+            raise sqlalchemy.exc.OperationalError("UPDATE outbox", {}, Exception("deadlock"))
+
+    result = outbox.record_answers(uow, write)
+    assert result.done == [7] and len(tries) == 3
+
+    def always(session: Any, result: outbox.FollowUpResult) -> None:
+        raise sqlalchemy.exc.OperationalError("UPDATE outbox", {}, Exception("gone"))
+
+    with pytest.raises(sqlalchemy.exc.OperationalError):
+        outbox.record_answers(uow, always, tries=2)
