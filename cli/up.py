@@ -71,6 +71,9 @@ def up(args: argparse.Namespace) -> int:
             f"({'made now' if new else 'made earlier'}; its webhook key is in "
             f"{settings.var_dir / SANDBOX_SECRET_FILE}; set PROCTORQ_PROVIDERS for real ones)"
         )
+    # Where vendors speaking edx-proctoring's protocol call back: this API, unless configured.
+    host = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host  # noqa: S104
+    env.setdefault("PROCTORQ_PUBLIC_URL", f"http://{host}:{args.port}")
     migrate(argparse.Namespace(quiet=not args.verbose))
     declare_queues(celery_app)
 

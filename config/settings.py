@@ -131,6 +131,9 @@ class EventReceiver(BaseModel):
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("the url must be an http:// or https:// address with a host")
+        if parts.username is not None or parts.password is not None:
+            # The URL names the receiver in logs, metrics and operators' lists.
+            raise ValueError("the url must not carry a user or password: the secret signs")
         return url
 
     @field_validator("secret")
@@ -149,7 +152,10 @@ class EventReceiver(BaseModel):
     @model_validator(mode="after")
     def _named(self) -> EventReceiver:
         if not self.name:
-            object.__setattr__(self, "name", urlsplit(self.url).netloc[:100])
+            parts = urlsplit(self.url)
+            host = parts.hostname or ""
+            name = f"{host}:{parts.port}" if parts.port else host
+            object.__setattr__(self, "name", name[:100])
         return self
 
 
@@ -223,6 +229,14 @@ class Settings(BaseSettings):
             if why:
                 raise ValueError(f"the value is a placeholder ({why}); set a secret of your own")
         return secret
+
+    @field_validator("user_obfuscation_key")
+    @classmethod
+    def _ascii_key(cls, key: SecretStr | None) -> SecretStr | None:
+        # edx-proctoring keys its HMAC with the key's ASCII bytes; another key could not be.
+        if key is not None and not key.get_secret_value().isascii():
+            raise ValueError("the key must be ASCII, as edx-proctoring's obscured user ids need")
+        return key
 
     @field_validator("jwt_secret")
     @classmethod

@@ -65,7 +65,9 @@ def comments_text(comments: Sequence[Mapping[str, Any]]) -> str:
     """The comments as stored: canonical JSON, so an equal body stores equal text."""
     if not comments:
         return ""
-    return json.dumps(list(comments), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # ASCII: a vendor's extra fields are kept as sent, and a lone surrogate in one is text
+    # no database stores; escaped, it is.
+    return json.dumps(list(comments), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
 def record_review(

@@ -314,6 +314,22 @@ def test_a_body_that_is_not_valid_is_400(world: World, body: Any) -> None:
     assert response.status_code == 400 and response.json()["detail"]
 
 
+def test_a_lone_surrogate_in_a_comments_extra_field_is_stored_escaped(world: World) -> None:
+    """Fields of a comment beyond edx-proctoring's are kept as sent; text no database can
+    store is kept escaped, never a 500."""
+    external_id, _ = session_of(world)
+    raw = (
+        b'{"status": "suspicious", '
+        b'"comments": [{"comment": "ab", "status": "x", "note": "a\\ud800b"}]}'
+    )
+    response = world.client.post(
+        CALLBACK.format(external_id, "reviewed"),
+        headers={**as_vendor(world.client), "content-type": "application/json"},
+        content=raw,
+    )
+    assert response.status_code == 200, response.text
+
+
 def test_a_review_of_a_session_nobody_holds_is_400(world: World, uow: UnitOfWork) -> None:
     response = review(world, "no-such-session", {"status": "passed"})
     assert response.status_code == 400 and response.json()["detail"]

@@ -194,6 +194,10 @@ def test_the_suites_own_secrets_pass_the_rules() -> None:
             r"receiver 1 .*'events.0'",
         ),
         ({"secret": webhook_secret("r")}, r"receiver 1 .*'url'"),
+        (
+            {"url": "https://hook:pass@lms.test/", "secret": webhook_secret("r")},
+            r"receiver 1 .*'url'.*user or password",
+        ),
     ],
 )
 def test_a_bad_event_receiver_is_named_in_one_sentence(
@@ -220,4 +224,10 @@ def test_event_receivers_are_named_by_their_host_unless_named(
     twice = [{"url": "https://lms.test/a", "secret": secret}] * 2
     monkeypatch.setenv("PROCTORQ_EVENT_WEBHOOKS", json.dumps(twice))
     with pytest.raises(ConfigurationError, match=r"two receivers called 'lms\.test'"):
+        load_settings(_env_file=None)
+
+
+def test_the_obfuscation_key_is_ascii(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROCTORQ_USER_OBFUSCATION_KEY", "clé-de-brouillage-assez-longue")
+    with pytest.raises(ConfigurationError, match=r"PROCTORQ_USER_OBFUSCATION_KEY.*ASCII"):
         load_settings(_env_file=None)
