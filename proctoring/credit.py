@@ -147,13 +147,51 @@ def _write(
 def _record_events(
     session: Session, rows: Sequence[Outbox], changes: dict[int, CreditChange | None]
 ) -> None:
-    """A `credit.changed` event for each change written, in the commit that writes it."""
+    """A `credit.changed` event for each change written, in the commit that writes it: not
+    for one the upsert refused as older than what the table holds (another credit task got
+    there first), nor for one a later change of the same batch replaced."""
+    if not events.receivers_of(events.CREDIT_CHANGED):
+        return
+    held = _held_transitions(session, [c for c in changes.values() if c is not None])
     recorded: list[dict[str, Any]] = []
     for row in rows:
         change = changes[row.id]
-        if change is not None:
-            recorded += events.credit_changed(row.attempt_id, asdict(change), change.transition_id)
+        if change is None:
+            continue
+        if row.kind is OutboxKind.credit and held.get(_key(change)) != change.transition_id:
+            continue
+        recorded += events.credit_changed(row.attempt_id, asdict(change), change.transition_id)
     events.insert(session, recorded)
+
+
+def _key(change: CreditChange) -> tuple[int, str, str, str]:
+    return (change.user_id, change.course_id, change.namespace, change.name)
+
+
+def _held_transitions(
+    session: Session, changes: Sequence[CreditChange]
+) -> dict[tuple[int, str, str, str], int | None]:
+    """The transition each of these requirements now holds (after this batch's upsert)."""
+    if not changes:
+        return {}
+    wanted = {_key(c) for c in changes}
+    found = session.execute(
+        select(
+            CreditRequirement.user_id,
+            CreditRequirement.course_id,
+            CreditRequirement.namespace,
+            CreditRequirement.name,
+            CreditRequirement.transition_id,
+        ).where(
+            CreditRequirement.user_id.in_({k[0] for k in wanted}),
+            CreditRequirement.course_id.in_({k[1] for k in wanted}),
+        )
+    )
+    return {
+        (user, course, namespace, name): transition
+        for user, course, namespace, name, transition in found
+        if (user, course, namespace, name) in wanted
+    }
 
 
 def _finish_done(session: Session, outbox_ids: Sequence[int]) -> None:
@@ -217,7 +255,7 @@ def _upsert(session: Session, changes: Sequence[CreditChange]) -> None:
         return
     latest: dict[tuple[int, str, str, str], CreditChange] = {}
     for change in changes:  # one row per requirement: the last applied of the batch
-        key = (change.user_id, change.course_id, change.namespace, change.name)
+        key = _key(change)
         if key not in latest or _applied_after(session, change, latest[key]):
             latest[key] = change
     insert = upsert_insert(session)

@@ -113,6 +113,28 @@ def test_event_names_are_edx_proctorings_tracking_names(session: Session) -> Non
 
 
 @pytest.mark.usefixtures("two_receivers")
+def test_a_credit_change_the_table_refused_as_older_is_no_event(session: Session) -> None:
+    """Two credit follow-ups settled out of order: the newer writes and is an event; the
+    older is refused by the upsert and tells receivers nothing (they would end on it)."""
+    attempt = f.at(session, f.attempt(session), "submitted")
+    f.move(session, attempt, "verified")
+    f.move(session, attempt, "rejected")
+    *_, older, newer = session.scalars(
+        select(Outbox)
+        .where(
+            Outbox.kind == OutboxKind.credit,
+            Outbox.attempt_id == attempt.id,
+            Outbox.state == OutboxState.pending,
+        )
+        .order_by(Outbox.id)
+    ).all()
+    credit.settle_credit(f.same_session(session), [newer.id], None)
+    credit.settle_credit(f.same_session(session), [older.id], None)
+    changed = [b for b in bodies(event_rows(session, attempt)) if b["type"] == "credit.changed"]
+    assert [b["data"]["status"] for b in changed] == ["failed"]  # type: ignore[index]
+
+
+@pytest.mark.usefixtures("two_receivers")
 def test_credit_set_and_cleared_are_events_of_the_commit_that_writes_them(
     session: Session,
 ) -> None:
