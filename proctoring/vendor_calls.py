@@ -110,14 +110,18 @@ def call_vendors(
 ) -> followups.FollowUpResult:
     """Call each row's vendor, head of its sequence first; one row at a time."""
     result = followups.FollowUpResult()
+    away: dict[str, RetryLater] = {}  # vendors that asked to be tried later, in this batch
     for row_id in sorted(set(outbox_ids)):
         with uow() as session:
             call = _lease(session, row_id, call_seconds, result)
         if call is None:
             continue
         try:
+            if call.provider in away:  # not another timeout's wait for each of its rows
+                raise away[call.provider]
             answer = send(call)
         except RetryLater as exc:
+            away[call.provider] = exc
             with uow() as session:
                 over, wait = followups.postpone(
                     session, [row_id], str(exc), policy, asked=exc.after
@@ -142,11 +146,14 @@ def _lease(
     row = rows[0]
     what = json.loads(row.payload or "{}")
     now = utcnow()
-    if _waits(session, row, what["call"]):
-        followups.postpone_until(session, [row.id], now + WAIT_BEHIND)
-        return None
     exam = session.get_one(Exam, row.exam_id) if row.exam_id is not None else None
     attempt = session.get(Attempt, row.attempt_id) if row.attempt_id is not None else None
+    if _waits(session, row, what["call"], exam):
+        followups.postpone_until(session, [row.id], now + WAIT_BEHIND)
+        return None
+    if what["call"] == REGISTER and attempt is not None and attempt.archived_at is not None:
+        _end(session, row, OutboxState.done, "archived before it was registered", result)
+        return None
     why_not = _blocked(session, row, what["call"], exam, attempt)
     if why_not is not None:
         _end(session, row, OutboxState.failed, why_not, result)
@@ -154,14 +161,21 @@ def _lease(
     if attempt is not None and what["call"] != REGISTER and attempt.external_id is None:
         _end(session, row, OutboxState.done, "the vendor never held this attempt", result)
         return None
-    row.next_try_at = row.last_published_at = now + dt.timedelta(seconds=call_seconds * 3)
+    # A call is up to four requests (a token, the call, a token again after a 401, the call
+    # again), each with the timeout: the lease outlasts them all.
+    row.next_try_at = row.last_published_at = now + dt.timedelta(seconds=call_seconds * 5)
+    if what["call"] == REGISTER:
+        # What is sent, so that its answer is read as what it answers (see _settle).
+        what["sent"] = EXAM if exam is not None and exam.external_id is None else REGISTER
+        row.payload = json.dumps(what)
     assert row.receiver is not None
     return _call(session, row.receiver, what, exam, attempt)
 
 
-def _waits(session: Session, row: Outbox, call: str) -> bool:
-    """Whether an older pending row must be called first: the attempt's own, and for a
-    registration, the exam's."""
+def _waits(session: Session, row: Outbox, call: str, exam: Exam | None) -> bool:
+    """Whether an older pending row must be called first: the attempt's own; the exam's own
+    (its registration, or a change of it); and while the exam is not registered, any older
+    row of the exam's attempts, since the first registration registers the exam."""
     earlier = select(Outbox.id).where(
         Outbox.kind == OutboxKind.vendor,
         Outbox.state == OutboxState.pending,
@@ -170,9 +184,13 @@ def _waits(session: Session, row: Outbox, call: str) -> bool:
     mine = earlier.where(Outbox.attempt_id == row.attempt_id).limit(1)
     if row.attempt_id is not None and session.scalar(mine) is not None:
         return True
-    if call in (EXAM, REGISTER):
-        exam_rows = earlier.where(Outbox.exam_id == row.exam_id, Outbox.attempt_id.is_(None))
-        return session.scalar(exam_rows.limit(1)) is not None
+    exam_rows = earlier.where(Outbox.exam_id == row.exam_id, Outbox.attempt_id.is_(None))
+    if session.scalar(exam_rows.limit(1)) is not None:
+        return True
+    if call == REGISTER and exam is not None and exam.external_id is None:
+        # Registering this attempt registers the exam first: one registration at a time.
+        of_the_exam = earlier.where(Outbox.exam_id == row.exam_id).limit(1)
+        return session.scalar(of_the_exam) is not None
     return False
 
 
@@ -186,6 +204,9 @@ def _blocked(
     if call in (STATUS, DELETE) and attempt is not None and attempt.external_id is None:
         failed = _failed_detail(session, Outbox.attempt_id == attempt.id, Outbox.id < row.id)
         return f"the attempt's registration failed: {failed}" if failed else None
+    if call in (STATUS, DELETE) and exam is not None and exam.external_id is None:
+        failed = _failed_detail(session, Outbox.exam_id == exam.id, Outbox.attempt_id.is_(None))
+        return f"the exam is not registered at the vendor{': ' + failed if failed else ''}"
     return None
 
 
@@ -266,13 +287,16 @@ def _settle(
         _end(session, row, OutboxState.failed, answer.refused, result)
         return
     exam = session.get_one(Exam, row.exam_id) if row.exam_id is not None else None
-    if what["call"] in (EXAM, REGISTER) and exam is not None and exam.external_id is None:
+    if what["call"] == EXAM or what.get("sent") == EXAM:  # an exam's registration answered
         vendor_id = _vendor_id(answer.data)
         if vendor_id is None:
             _end(session, row, OutboxState.failed, "the vendor's answer has no id", result)
             return
-        exam.external_id = vendor_id
+        if exam is not None and exam.external_id is None:
+            exam.external_id = vendor_id
         if what["call"] == REGISTER:  # the exam first; the attempt on the next try, now
+            what.pop("sent")
+            row.payload = json.dumps(what)
             row.next_try_at = None
             wake(session, OutboxKind.vendor, [row.id])
             return

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from config import get_settings
-from proctoring import attempts, vendor_calls
+from proctoring import attempts, followups, vendor_calls
 from proctoring.edx_client import Answer, Call, EdxRestClient, obscured_user_id
 from proctoring.http import RetryLater
 from proctoring.models import Attempt, Outbox, OutboxKind, OutboxState
@@ -167,3 +167,77 @@ def test_a_second_401_is_final() -> None:
     )
     answer = client(Call("edxvendor", "DELETE", "/api/v1/exam/e/attempt/a/"))
     assert answer.refused is not None and "401" in answer.refused
+
+
+class Sessions(Vendor):
+    """A vendor giving each attempt's registration a session id of its own."""
+
+    def __call__(self, call: Call) -> Answer:
+        self.calls.append((call.method, call.path, call.body))
+        if call.method == "POST" and call.path.endswith("/attempt/"):
+            return Answer(data={"id": f"session-{len(self.calls)}"})
+        if call.method == "POST":
+            return Answer(data={"id": f"exam-{len(self.calls)}"})
+        return Answer(data={})
+
+
+def test_two_registrations_on_an_unregistered_exam_register_it_once(session: Session) -> None:
+    """An exam never registered on its own (its row gone) is registered by the first of its
+    attempts' registrations; the second waits, and is read as an attempt's, not an exam's."""
+    first = learner_attempt(session)
+    exam = f.exams.get_exam(session, first.exam_id)
+    for row in rows(session):
+        if row.attempt_id is None:
+            session.delete(row)
+    second = attempts.create_attempt(
+        session, exam_id=exam.id, user_id=f.user(session).user_id, taking_as_proctored=True
+    )
+    # Two workers at once: the first registers the exam; the second waits for it.
+    one, two = [r.id for r in rows(session)]
+    leased = followups.FollowUpResult()
+    call = vendor_calls._lease(session, one, 10.0, leased)
+    assert call is not None and call.path == "/api/v1/exam/"
+    assert vendor_calls._lease(session, two, 10.0, leased) is None
+    vendor = Sessions()
+    for _ in range(4):
+        run(session, vendor)
+    assert [(m, p) for m, p, _ in vendor.calls] == [
+        ("POST", "/api/v1/exam/"),
+        ("POST", "/api/v1/exam/exam-1/attempt/"),
+        ("POST", "/api/v1/exam/exam-1/attempt/"),
+    ]
+    session.refresh(first)
+    session.refresh(second)
+    assert {first.external_id, second.external_id} == {"session-2", "session-3"}
+    assert all(r.state is OutboxState.done for r in rows(session))
+
+
+def test_a_status_call_for_an_exam_the_vendor_never_registered_fails_with_why(
+    session: Session,
+) -> None:
+    exam = f.exam(session, provider="edxvendor")
+    run(session, Vendor([{"status": "no"}]))  # the exam's registration: no id
+    attempt = attempts.create_attempt(
+        session,
+        exam_id=exam.id,
+        user_id=f.user(session).user_id,
+        taking_as_proctored=True,
+        external_id="given-by-staff",
+    )
+    f.move(session, attempt, "started", "learner")
+    vendor = Vendor()
+    run(session, vendor)
+    assert vendor.calls == []
+    (status_row,) = [r for r in rows(session) if r.attempt_id == attempt.id]
+    assert status_row.state is OutboxState.failed
+    assert status_row.detail is not None and "not registered" in status_row.detail
+
+
+def test_a_vendor_away_is_not_called_again_in_the_same_batch(session: Session) -> None:
+    f.exam(session, provider="edxvendor")
+    f.exam(session, provider="edxvendor")
+    vendor = Vendor([RetryLater("vendor edxvendor unreachable: ConnectTimeout")])
+    result = run(session, vendor)
+    assert vendor.calls == [] and vendor.script == []  # one call tried, the second spared
+    assert len(result.retry_ids) == 2
+    assert all(r.state is OutboxState.pending for r in rows(session))
