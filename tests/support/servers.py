@@ -205,6 +205,7 @@ class Received:
     headers: dict[str, str]
     body: Any
     raw: bytes = b""
+    at: float = field(default_factory=time.time)  # when it arrived
 
 
 @dataclass
