@@ -24,11 +24,16 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 log = logging.getLogger(__name__)
 
 
+# What kombu raises on a channel whose connection Redis dropped (AttributeError: kombu 5.7
+# finds the connection already released).
+_GONE = (AttributeError, RedisConnectionError, RedisTimeoutError, OSError)
+
+
 class QoS(kombu_redis.QoS):
     def restore_unacked(self, client: Any = None) -> None:
         try:
             super().restore_unacked(client)
-        except (AttributeError, RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except _GONE as exc:
             log.warning(
                 "broker connection gone: %d unacknowledged message(s) left to the visibility "
                 "timeout and the sweeper (%s)",
@@ -36,6 +41,33 @@ class QoS(kombu_redis.QoS):
                 type(exc).__name__,
             )
             self._delivered.clear()
+
+    def ack(self, delivery_tag: Any) -> None:
+        """Acknowledge; on a connection already gone, leave the message to be restored.
+
+        Seen in tests/faults (Redis down while the API keeps receiving): a task that finished
+        while Redis was away was acknowledged on the dropped channel, kombu raised
+        AttributeError, and Celery stopped the worker. The message stays in the unacked
+        index; after the visibility timeout it is delivered again and finds its rows done.
+        """
+        try:
+            super().ack(delivery_tag)
+        except _GONE as exc:
+            log.warning(
+                "broker connection gone: an acknowledgement left to the visibility timeout (%s)",
+                type(exc).__name__,
+            )
+            self._delivered.pop(delivery_tag, None)
+
+    def reject(self, delivery_tag: Any, requeue: bool = False) -> None:
+        try:
+            super().reject(delivery_tag, requeue=requeue)
+        except _GONE as exc:
+            log.warning(
+                "broker connection gone: a rejection left to the visibility timeout (%s)",
+                type(exc).__name__,
+            )
+            self._delivered.pop(delivery_tag, None)
 
 
 def install() -> None:
