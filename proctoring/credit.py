@@ -87,20 +87,23 @@ def settle_credit(
             answers[row_id] = deliver(change, idempotency_key=f"proctorq-credit-{row_id}")
         except RetryLater as exc:
             later = (str(exc), exc.after)
-    with uow() as session:
+    waiting = [row_id for row_id, _ in outgoing if row_id not in answers]
+
+    def record(session: Session, recorded: followups.FollowUpResult) -> None:
         done = [row_id for row_id, answer in answers.items() if answer is None]
         _finish_done(session, done)
-        result.done.extend(done)
+        recorded.done.extend(done)
         for row_id, answer in answers.items():
             if answer is not None:
                 followups.fail_outbox(session, [row_id], answer)
-                result.failed.append(row_id)
+                recorded.failed.append(row_id)
         if later is not None:
             reason, asked = later
-            waiting = [row_id for row_id, _ in outgoing if row_id not in answers]
             over, wait = followups.postpone(session, waiting, reason, policy, asked=asked)
-            result.failed.extend(over)
-            result.postponed([i for i in waiting if i not in over], wait)
+            recorded.failed.extend(over)
+            recorded.postponed([i for i in waiting if i not in over], wait)
+
+    result.add(followups.record_answers(uow, record))
     return result
 
 

@@ -6,6 +6,7 @@ Its books (delivery count, sweep, replay) are kept as the inbox's are: proctorin
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +22,12 @@ from proctoring.clock import utcnow
 from proctoring.db import wake
 from proctoring.ledger import OUTBOX
 from proctoring.models import Outbox, OutboxKind, OutboxState
+
+log = logging.getLogger(__name__)
+
+# How long the answers of calls already made are tried to be written while the database is
+# away (record_answers): an outage of this long costs no call a second time.
+ANSWER_PATIENCE_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -146,27 +153,31 @@ def postpone_until(
 def record_answers(
     uow: Callable[[], AbstractContextManager[Session]],
     write: Callable[[Session, FollowUpResult], None],
-    tries: int = 5,
+    patience_seconds: float = ANSWER_PATIENCE_SECONDS,
 ) -> FollowUpResult:
     """Write what calls already made were answered, in a short transaction of its own.
 
-    The calls cannot be taken back, so a deadlock or a lost connection while writing their
-    answers is tried again here, with a fresh result each time, rather than left to the
-    task's retry: that would find the rows leased, and send them again once the lease ran
-    out. Only the last failure propagates.
+    The calls cannot be taken back, so a deadlock, a lost connection or a database away for
+    a while is waited out here (for up to ``patience_seconds``), with a fresh result each
+    try, rather than left to the task's retry: that would find the rows still leased, for as
+    long as all the batch's calls could have taken, and send them again only after that.
+    Only a failure that outlasts the patience propagates.
     """
-    for attempt in range(tries):
+    deadline = time.monotonic() + patience_seconds
+    pause = 0.05
+    while True:
         result = FollowUpResult()
         try:
             with uow() as session:
                 write(session, result)
         except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError):
-            if attempt == tries - 1:
+            if time.monotonic() + pause > deadline:
                 raise
-            time.sleep(0.05 * 2**attempt)
+            log.warning("writing the answers of calls made failed; trying again in %.1f s", pause)
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
         else:
             return result
-    raise AssertionError("unreachable")
 
 
 def release(session: Session, kind: OutboxKind, outbox_ids: Sequence[int]) -> None:

@@ -126,6 +126,8 @@ def redis_down_while_receiving(run: Run) -> None:
     run.redis.start()
 
 
+# How long the catching up after the stream may take; a shorter one shows what lingers.
+QUIET_SECONDS = float(os.environ.get("PROCTORQ_FAULT_QUIET_SECONDS", "300"))
 OUTAGE_SECONDS = float(os.environ.get("PROCTORQ_FAULT_OUTAGE_SECONDS", "180"))
 
 
@@ -245,7 +247,10 @@ def test_a_fault_mid_stream_loses_and_repeats_nothing(run: Run, fault: str) -> N
     assert not traffic.is_alive() and not driver.errors, driver.errors[:5]
     sent_in = time.monotonic() - began
 
-    wait_until(lambda: _quiet(run.stack), timeout=300, what="every request to end")
+    try:
+        wait_until(lambda: _quiet(run.stack), timeout=QUIET_SECONDS, what="every request to end")
+    except AssertionError as timed_out:
+        raise AssertionError(f"{timed_out}; still pending:\n{_pending(run.stack)}") from None
     model = replay(stories, exams, first_exam)
     wait_until(
         lambda: len(run.smtp.messages) >= model.emails, timeout=120, what=f"{model.emails} e-mails"
@@ -315,6 +320,34 @@ def _quiet(stack_: Stack) -> bool:
         )
         return pending == 0 and follow_ups == 0
     return False
+
+
+def _pending(stack_: Stack) -> str:
+    """What is still pending, and what it last did: for a run that never quiets down."""
+    with stack_.uow() as session:
+        transitions = session.execute(
+            select(Transition.id, Transition.attempt_id, Transition.to_status, Transition.detail)
+            .where(Transition.state == TransitionState.pending)
+            .order_by(Transition.id)
+            .limit(20)
+        ).all()
+        follow_ups = session.execute(
+            select(
+                Outbox.id,
+                Outbox.kind,
+                Outbox.receiver,
+                Outbox.attempt_id,
+                Outbox.tries,
+                Outbox.deliveries,
+                Outbox.next_try_at,
+                Outbox.last_published_at,
+                Outbox.detail,
+            )
+            .where(Outbox.state == OutboxState.pending)
+            .order_by(Outbox.id)
+            .limit(20)
+        ).all()
+    return "\n".join(["transitions:", *map(str, transitions), "follow-ups:", *map(str, follow_ups)])
 
 
 def _final_state(stack_: Stack, learners: list[int]) -> dict[str, object]:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
+from collections.abc import Iterator
+
 import pytest
+import sqlalchemy.exc
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -237,3 +242,36 @@ def test_408_409_425_are_tried_again_and_other_client_errors_are_final(session: 
             f.same_session(session), [row.id], credit.CreditWebhook(lms.url)
         )
     assert result.failed == [row.id]
+
+
+def test_answers_are_written_once_the_database_is_back(postgres_url: str) -> None:
+    """The database goes away after the LMS was told, for longer than a deadlock's retries:
+    the answers wait for it, and the rows end done instead of staying leased for as long as
+    the whole batch's calls could have taken (timeout x calls), to be sent again after."""
+    engine = make_engine(postgres_url)
+    uow = UnitOfWork(make_session_factory(engine))
+    with uow() as session:
+        rows = [
+            outbox_of(session, f.move(session, f.attempt(session), "declined", "learner")).id
+            for _ in range(3)
+        ]
+    away_until: list[float] = []
+
+    @contextlib.contextmanager
+    def flaky() -> Iterator[Session]:
+        if away_until and time.monotonic() < away_until[0]:
+            raise sqlalchemy.exc.OperationalError("UPDATE outbox", {}, Exception("refused"))
+        with uow() as session:
+            yield session
+
+    def lms(change: credit.CreditChange, idempotency_key: str) -> str | None:
+        if not away_until:  # the database leaves once the first call is made
+            away_until.append(time.monotonic() + 3)
+        return None
+
+    result = credit.settle_credit(flaky, rows, lms, lease_seconds=300)
+    assert sorted(result.done) == sorted(rows)
+    with uow() as session:
+        states = {session.get_one(Outbox, r).state for r in rows}
+    assert states == {OutboxState.done}
+    engine.dispose()

@@ -123,4 +123,4 @@ def test_answers_already_received_are_written_again_after_a_deadlock() -> None:
         raise sqlalchemy.exc.OperationalError("UPDATE outbox", {}, Exception("gone"))
 
     with pytest.raises(sqlalchemy.exc.OperationalError):
-        outbox.record_answers(uow, always, tries=2)
+        outbox.record_answers(uow, always, patience_seconds=0.2)
