@@ -6,16 +6,13 @@ import datetime as dt
 import enum
 import logging
 import smtplib
-import time
 import traceback
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from email.message import Message
-from typing import TypeVar
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from proctoring import followups
@@ -33,7 +30,6 @@ from proctoring.models import Outbox, OutboxKind, OutboxState, SentEmail
 
 # The package's one logger, as before it was split: operators filter e-mail lines by it.
 log = logging.getLogger("proctoring.emails")
-T = TypeVar("T")
 
 
 @dataclass
@@ -76,7 +72,11 @@ def send_status_emails(
     with uow() as session:
         jobs = _claim(session, outbox_ids, sender, support_url, claim_seconds, result)
     outcomes = _send_each(jobs, backend)
-    recorded = _with_patience(lambda: _record(uow, outcomes, policy), patience_seconds)
+    recorded = followups.FollowUpResult()
+    if outcomes:
+        recorded = followups.record_answers(
+            uow, lambda session, into: _record(session, outcomes, policy, into), patience_seconds
+        )
     result.done.extend(o.job.outbox_id for o in outcomes if o.state is _Sent.sent)
     result.failed.extend(recorded.failed)
     result.postponed(recorded.retry_ids, recorded.retry_after)
@@ -243,55 +243,36 @@ class _Messages:
 
 
 def _record(
-    uow: Callable[[], AbstractContextManager[Session]],
+    session: Session,
     outcomes: Sequence[_Outcome],
     policy: followups.RetryPolicy,
-) -> followups.FollowUpResult:
+    result: followups.FollowUpResult,
+) -> None:
     """Mark what was sent; give back the claims of the others, failed or to be tried again."""
-    result = followups.FollowUpResult()
-    if not outcomes:
-        return result
     now = utcnow()
     sent = [o.job for o in outcomes if o.state is _Sent.sent]
-    with uow() as session:
-        if sent:
-            session.execute(
-                update(SentEmail)
-                .where(SentEmail.transition_id.in_([job.transition_id for job in sent]))
-                .values(sent_at=now)
-            )
-            session.execute(
-                update(Outbox)
-                .where(Outbox.id.in_([job.outbox_id for job in sent]))
-                .values(state=OutboxState.done, done_at=now, detail=None)
-            )
-        for outcome in outcomes:
-            if outcome.state is _Sent.sent:
-                continue
-            # Nothing went out: the claim is given back, so a retry or a replay sends afresh.
-            job, reason = outcome.job, outcome.reason or "sending failed"
-            session.execute(delete(SentEmail).where(SentEmail.transition_id == job.transition_id))
-            if outcome.state is _Sent.failed:
-                followups.fail_outbox(session, [job.outbox_id], reason)
-                result.failed.append(job.outbox_id)
-                continue
-            over, wait = followups.postpone(session, [job.outbox_id], reason, policy)
-            result.failed.extend(over)
-            if not over:
-                result.postponed([job.outbox_id], wait)
-    return result
-
-
-def _with_patience(work: Callable[[], T], patience_seconds: float) -> T:
-    """Retry ``work`` while the database is away, up to ``patience_seconds``."""
-    deadline = time.monotonic() + patience_seconds
-    pause = 0.25
-    while True:
-        try:
-            return work()
-        except (OperationalError, InterfaceError):
-            if time.monotonic() + pause > deadline:
-                raise
-            log.warning("e-mails sent but not yet recorded: the database is away; waiting")
-            time.sleep(pause)
-            pause = min(pause * 2, 5.0)
+    if sent:
+        session.execute(
+            update(SentEmail)
+            .where(SentEmail.transition_id.in_([job.transition_id for job in sent]))
+            .values(sent_at=now)
+        )
+        session.execute(
+            update(Outbox)
+            .where(Outbox.id.in_([job.outbox_id for job in sent]))
+            .values(state=OutboxState.done, done_at=now, detail=None)
+        )
+    for outcome in outcomes:
+        if outcome.state is _Sent.sent:
+            continue
+        # Nothing went out: the claim is given back, so a retry or a replay sends afresh.
+        job, reason = outcome.job, outcome.reason or "sending failed"
+        session.execute(delete(SentEmail).where(SentEmail.transition_id == job.transition_id))
+        if outcome.state is _Sent.failed:
+            followups.fail_outbox(session, [job.outbox_id], reason)
+            result.failed.append(job.outbox_id)
+            continue
+        over, wait = followups.postpone(session, [job.outbox_id], reason, policy)
+        result.failed.extend(over)
+        if not over:
+            result.postponed([job.outbox_id], wait)
