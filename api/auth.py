@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,18 +30,59 @@ class Caller:
     is_staff: bool
 
 
+class _VerifiedTokens:
+    """Tokens this process has verified, with their caller, until they expire.
+
+    The LMS sends many requests with one token: its signature is checked on the first, and
+    the next ones find it here. Only tokens that passed every check are kept, with the
+    settings that passed them; an expired one is dropped when it is next shown.
+    """
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._known: dict[str, tuple[Settings, float, Caller]] = {}
+        self._size = size
+
+    def get(self, token: str, settings: Settings) -> Caller | None:
+        found = self._known.get(token)
+        if found is None:
+            return None
+        checked_with, expires, caller = found
+        if checked_with is not settings or time.time() >= expires:
+            del self._known[token]
+            return None
+        return caller
+
+    def keep(self, token: str, settings: Settings, expires: float, caller: Caller) -> None:
+        if len(self._known) >= self._size:
+            self._known.clear()
+        self._known[token] = (settings, expires, caller)
+
+
+verified_tokens = _VerifiedTokens()
+
+
 def read_token(authorization: str | None, settings: Settings) -> Caller:
     if not authorization:
         raise Unauthenticated("Authentication credentials were not provided.")
     scheme, _, token = authorization.partition(" ")
-    if scheme.lower() not in ("bearer", "jwt") or not token.strip():
+    token = token.strip()
+    if scheme.lower() not in ("bearer", "jwt") or not token:
         raise Unauthenticated("Use an Authorization header of the form 'Bearer <JWT>'.")
+    caller = verified_tokens.get(token, settings)
+    if caller is None:
+        caller, expires = _verify(token, settings)
+        verified_tokens.keep(token, settings, expires, caller)
+    return caller
+
+
+def _verify(token: str, settings: Settings) -> tuple[Caller, float]:
+    """The caller a token names, and when it expires; every check a token must pass."""
     key = settings.jwt_key
     if key is None:
         raise Unauthenticated("This server has no key to check tokens with.")
     try:
         claims: dict[str, Any] = jwt.decode(
-            token.strip(),
+            token,
             key,
             algorithms=[settings.jwt_algorithm],
             audience=settings.jwt_audience,
@@ -64,7 +106,7 @@ def read_token(authorization: str | None, settings: Settings) -> Caller:
         raise Unauthenticated(
             "Tokens of restricted applications (is_restricted) are not accepted here."
         )
-    return _caller(claims)
+    return _caller(claims), float(claims["exp"])
 
 
 def _caller(claims: dict[str, Any]) -> Caller:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from fastapi import APIRouter, Depends, Request, Response
@@ -19,14 +19,28 @@ from starlette.concurrency import run_in_threadpool
 
 from api.access import Check, Context
 from api.auth import Caller, Unauthenticated, read_token, verify_webhook
+from api.callers import known_users, write_user
 from api.deps import get_caller
 from config import get_settings
-from proctoring import people
 from proctoring.db import UnitOfWork
 from proctoring.errors import NotFound
 from proctoring.providers import provider_config
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
+# A route's shortcut for its common case: the answer, or None for the full path to give it.
+CommonCase = Callable[[Request, Caller, bytes], Coroutine[Any, Any, Response | None]]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def common_case(shortcut: CommonCase) -> Callable[[F], F]:
+    """Mark a route with a shortcut that answers its common case in fewer steps (api/ingest.py);
+    whatever the shortcut does not answer takes the full path, access check first."""
+
+    def mark(endpoint: F) -> F:
+        endpoint.common_case = shortcut  # type: ignore[attr-defined]
+        return endpoint
+
+    return mark
 
 
 def _json_or_none(raw: bytes) -> Any:
@@ -34,29 +48,6 @@ def _json_or_none(raw: bytes) -> Any:
         return json.loads(raw) if raw else None
     except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deep to read
         return None
-
-
-class _KnownUsers:
-    """The last claims written per user in this process: the upsert is skipped when the token
-    says nothing new, which is almost always."""
-
-    def __init__(self, size: int = 50_000) -> None:
-        self._seen: dict[int, Caller] = {}
-        self._size = size
-
-    def changed(self, caller: Caller) -> bool:
-        return self._seen.get(caller.user_id) != caller
-
-    def remember(self, caller: Caller) -> None:
-        if len(self._seen) >= self._size:
-            self._seen.clear()
-        self._seen[caller.user_id] = caller
-
-    def forget(self) -> None:
-        self._seen.clear()
-
-
-known_users = _KnownUsers()
 
 
 class Admission:
@@ -104,14 +95,7 @@ def _check_access(
     something new of it, is written first, on its own (see `people.refresh_user`)."""
     if known_users.changed(caller):
         with uow.autocommit() as connection:
-            people.refresh_user(
-                connection,
-                caller.user_id,
-                caller.username,
-                caller.email,
-                is_staff=caller.is_staff,
-            )
-        known_users.remember(caller)
+            write_user(connection, caller)
     session = uow.session()
     ctx = Context(
         caller=caller,
@@ -132,10 +116,16 @@ class UserRoute(APIRoute):
         check: Check | None = getattr(self.endpoint, "access_check", None)
         if check is None:
             raise TypeError(f"route {self.path} has no access check; mark it with @requires")
+        common_case: CommonCase | None = getattr(self.endpoint, "common_case", None)
 
         async def authenticated(request: Request) -> Response:
             caller = read_token(request.headers.get("authorization"), get_settings())
-            body = _json_or_none(await request.body())
+            raw = await request.body()
+            if common_case is not None:
+                answer = await common_case(request, caller, raw)
+                if answer is not None:
+                    return answer
+            body = _json_or_none(raw)
             request.state.caller = caller
             uow = request.state.uow = request.app.state.uow.for_request()
             admission = request.state.admission = Admission(admission_places(request.app))

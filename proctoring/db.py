@@ -169,6 +169,10 @@ class UnitOfWork:
             wakeups = session.info.pop("wakeups", [])
             if self._shared is None:
                 session.close()
+        self.publish(wakeups)
+
+    def publish(self, wakeups: Sequence[Wakeup]) -> None:
+        """Hand committed rows' wake-ups to the publisher; a failure is only logged."""
         if wakeups and self.publisher is not None:
             try:
                 self.publisher(wakeups)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import jwt
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import select
 
+from api.auth import Unauthenticated, read_token
+from config import get_settings, load_settings
 from proctoring.db import UnitOfWork
 from proctoring.models import User
 from tests.support.api import World, new_id
@@ -146,3 +150,25 @@ def test_an_unrestricted_token_says_so_or_nothing(client: TestClient) -> None:
     for extra in ({}, {"is_restricted": False}):
         headers = raw_bearer(**{**GOOD, "user_id": new_id()}, **extra)
         assert client.get("/v1/exams/2000000000", headers=headers).status_code == 404
+
+
+def test_a_verified_token_is_kept_until_it_expires(client: TestClient) -> None:
+    headers = bearer(new_id(), expires_in=2)
+    nowhere = "/v1/exams/2000000000"
+    assert client.get(nowhere, headers=headers).status_code == 404  # verified, kept
+    assert client.get(nowhere, headers=headers).status_code == 404  # found kept
+    time.sleep(2.1)
+    response = client.get(nowhere, headers=headers)
+    assert (response.status_code, response.json()["detail"]) == (401, "The token has expired.")
+
+
+def test_a_kept_token_is_checked_again_under_other_settings() -> None:
+    raw = token(new_id())
+    before = get_settings()
+    assert read_token(f"Bearer {raw}", before).user_id
+    other = load_settings(
+        jwt_secret=SecretStr("another-key-of-at-least-32-bytes!!"), _env_file=None
+    )
+    with pytest.raises(Unauthenticated, match=r"The token is not valid\."):
+        read_token(f"Bearer {raw}", other)
+    assert read_token(f"JWT {raw}", before).user_id  # the first settings still take it

@@ -73,7 +73,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from api.app import create_app
-from api.routing import known_users
+from api.callers import known_users
 from config import get_settings
 from proctoring.db import UnitOfWork
 from tests.support.api import World, new_id

@@ -41,7 +41,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from api.app import create_app
-from api.routing import known_users
+from api.callers import known_users
 from config import get_settings, load_settings
 from proctoring.db import UnitOfWork, make_engine, make_session_factory
 from proctoring.schema import upgrade
