@@ -14,8 +14,9 @@ from fastapi_offline import FastAPIOffline
 from prometheus_client import REGISTRY
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp
 
-from api import errors
+from api import errors, ingest
 from api.metrics import BacklogCollector, authorized, exposition
 from api.middleware import BodyLimit, Metrics
 from api.routes import attempts, courses, edx, exams, health, transitions, users, vendors
@@ -59,11 +60,15 @@ def create_app(
         )
         uow = UnitOfWork(make_session_factory(engine), publisher)
 
+    shortcut = ingest.Shortcut(lambda: app.state.uow)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         install_filter(logging.getLogger("uvicorn"))
         install_filter()
+        await shortcut.start()
         yield
+        await shortcut.close()
         flush = getattr(uow.publisher, "flush", None)
         if flush is not None:
             await run_in_threadpool(flush)
@@ -116,6 +121,7 @@ def create_app(
 
     app.add_middleware(Metrics)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    _put_lane_in_front(app, ingest.IngestLane, shortcut, settings.max_body_bytes)
     _register_backlog(uow, celery, settings)
     return app
 
@@ -146,6 +152,17 @@ def _backlog_engine(uow: UnitOfWork) -> Engine:
             },
         )
     return make_engine(rendered)
+
+
+def _put_lane_in_front(app: FastAPI, lane: Any, *args: Any) -> None:
+    """The ingest lane before everything else, the framework's own middleware included:
+    Starlette builds its stack at the first request, with this method of the app."""
+    build = app.build_middleware_stack
+
+    def with_lane() -> ASGIApp:
+        return lane(build(), *args)  # type: ignore[no-any-return]
+
+    app.build_middleware_stack = with_lane  # type: ignore[method-assign]
 
 
 def _register_backlog(uow: UnitOfWork, celery: Celery, settings: Settings) -> None:

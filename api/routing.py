@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
 from fastapi import APIRouter, Depends, Request, Response
@@ -27,20 +27,6 @@ from proctoring.errors import NotFound
 from proctoring.providers import provider_config
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
-# A route's shortcut for its common case: the answer, or None for the full path to give it.
-CommonCase = Callable[[Request, Caller, bytes], Coroutine[Any, Any, Response | None]]
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def common_case(shortcut: CommonCase) -> Callable[[F], F]:
-    """Mark a route with a shortcut that answers its common case in fewer steps (api/ingest.py);
-    whatever the shortcut does not answer takes the full path, access check first."""
-
-    def mark(endpoint: F) -> F:
-        endpoint.common_case = shortcut  # type: ignore[attr-defined]
-        return endpoint
-
-    return mark
 
 
 def _json_or_none(raw: bytes) -> Any:
@@ -116,16 +102,10 @@ class UserRoute(APIRoute):
         check: Check | None = getattr(self.endpoint, "access_check", None)
         if check is None:
             raise TypeError(f"route {self.path} has no access check; mark it with @requires")
-        common_case: CommonCase | None = getattr(self.endpoint, "common_case", None)
 
         async def authenticated(request: Request) -> Response:
             caller = read_token(request.headers.get("authorization"), get_settings())
-            raw = await request.body()
-            if common_case is not None:
-                answer = await common_case(request, caller, raw)
-                if answer is not None:
-                    return answer
-            body = _json_or_none(raw)
+            body = _json_or_none(await request.body())
             request.state.caller = caller
             uow = request.state.uow = request.app.state.uow.for_request()
             admission = request.state.admission = Admission(admission_places(request.app))

@@ -1,8 +1,13 @@
 """ingest: transition requests accepted per second at the API (token checked, access decided,
-row committed, message published), against a bare route of the same app that validates the
-same body and answers 202, under the same server settings. Goal: ratio >= 0.25.
+row committed before the answer, wake-up published), against two routes of the same app on
+the same server: a bare route that validates the same body and answers 202, and a route that
+only publishes a Celery message. Goals: >= 0.3 x the bare route, >= 1.5 x publish-only, and
+<= 1 ms of the API process's CPU per accepted request.
 
-    .venv/bin/python -m bench.ingest [--requests 20000] [--workers 2]
+Each route is loaded twice: by bench/load.py, and by wrk (Debian's package `wrk`) when it is
+installed, a load generator that is not ours.
+
+    .venv/bin/python -m bench.ingest [--requests 20000] [--workers 1] [--seconds 10]
 """
 
 from __future__ import annotations
@@ -10,29 +15,56 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import os
+import shutil
 import subprocess
 import sys
-import time
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import redis
 from sqlalchemy import func, select
 
 from bench import load
-from bench.common import environment, machine, report, seed
+from bench.common import environment, machine, percentile, report, seed
 from proctoring.models import Transition
 from proctoring.statuses import Status
-from tests.support.processes import Stack, wait_until
+from tests.support.processes import Stack, descendants, wait_until
 from tests.support.servers import free_port
 from tests.support.tokens import bearer
 
 BODY = json.dumps({"to_status": "started", "acting_for_learner": True}).encode()
+ROUTES = {
+    "bare": "/bench/bare/{}/transitions",
+    "publish-only": "/bench/publish/{}/transitions",
+    "proctorq": "/v1/attempts/{}/transitions",
+}
+
+
+@dataclass
+class Server:
+    port: int
+    pid: int
+
+    def cpu_seconds(self) -> float:
+        """User and system CPU of the server and its children so far, from /proc."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in {self.pid, *descendants(self.pid)}:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / ticks
 
 
 @contextmanager
-def server(stack: Stack, workers: int) -> Iterator[int]:
+def server(stack: Stack, workers: int) -> Iterator[Server]:
     """The app as `proctorq api --workers N` runs it: uvicorn (uvloop, httptools, no access
     log) in N processes with a listening socket each (api/serve.py)."""
     port = free_port()
@@ -56,7 +88,7 @@ def server(stack: Stack, workers: int) -> Iterator[int]:
     )
     try:
         wait_until(lambda: _healthy(port), timeout=60, what="uvicorn")
-        yield port
+        yield Server(port, process.pid)
     finally:
         process.terminate()
         process.wait(30)
@@ -77,64 +109,166 @@ def published(stack: Stack) -> tuple[int, int]:
     return len(messages), ids
 
 
+@dataclass
+class Phase:
+    """One route under one load generator."""
+
+    accepted: int  # answered 2xx
+    answered: int
+    seconds: float
+    cpu: float  # of the API's processes
+    p50_ms: float
+    p99_ms: float
+
+    @property
+    def rate(self) -> float:
+        return self.accepted / self.seconds
+
+    @property
+    def cpu_ms(self) -> float:
+        return self.cpu / max(self.accepted, 1) * 1000
+
+
+def ours(api: Server, route: str, targets: list[int], token: dict[str, str], n: int) -> Phase:
+    """bench/load.py: n requests over 32 keep-alive connections, flat out."""
+    path = ROUTES[route]
+    before = api.cpu_seconds()
+    result = load.run(
+        api.port, [lambda a=a: load.post(path.format(a), BODY, token) for a in targets[:n]], 32
+    )
+    cpu = api.cpu_seconds() - before
+    accepted = sum(count for status, count in result.statuses.items() if status < 300)
+    return Phase(
+        accepted,
+        len(result.latencies),
+        result.seconds,
+        cpu,
+        percentile(result.latencies, 50) * 1000,
+        percentile(result.latencies, 99) * 1000,
+    )
+
+
+# Each wrk thread cycles through the attempts from its own place; `done` prints one line.
+WRK_SCRIPT = """
+local ids = {}
+for line in io.lines(os.getenv("BENCH_ATTEMPTS")) do ids[#ids + 1] = line end
+local before, after = os.getenv("BENCH_BEFORE"), os.getenv("BENCH_AFTER")
+wrk.method = "POST"
+wrk.body = os.getenv("BENCH_BODY")
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = os.getenv("BENCH_AUTHORIZATION")
+local threads = 0
+function setup(thread) thread:set("offset", threads * 7919); threads = threads + 1 end
+local n = 0
+function request()
+  n = n + 1
+  return wrk.format(nil, before .. ids[((offset or 0) + n) % #ids + 1] .. after)
+end
+function done(summary, latency, requests)
+  io.write(string.format("BENCH %d %d %d %d %d\\n", summary.requests, summary.duration,
+    summary.errors.status, latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def wrk(api: Server, route: str, targets: list[int], token: dict[str, str], seconds: int) -> Phase:
+    """wrk: 2 threads, 32 connections, for ``seconds``."""
+    before, after = ROUTES[route].split("{}")
+    with tempfile.TemporaryDirectory() as folder:
+        script, attempts = Path(folder) / "post.lua", Path(folder) / "attempts"
+        script.write_text(WRK_SCRIPT)
+        attempts.write_text("\n".join(map(str, targets)) + "\n")
+        env = {
+            **os.environ,
+            "BENCH_ATTEMPTS": str(attempts),
+            "BENCH_BEFORE": before,
+            "BENCH_AFTER": after,
+            "BENCH_BODY": BODY.decode(),
+            "BENCH_AUTHORIZATION": token["Authorization"],
+        }
+        cpu_before = api.cpu_seconds()
+        out = subprocess.run(
+            [
+                "wrk",
+                "-t2",
+                "-c32",
+                f"-d{seconds}s",
+                "-s",
+                str(script),
+                f"http://127.0.0.1:{api.port}",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        ).stdout
+        cpu = api.cpu_seconds() - cpu_before
+    line = next(line for line in out.splitlines() if line.startswith("BENCH "))
+    requests, micros, errors, p50, p99 = map(int, line.split()[1:])
+    return Phase(requests - errors, requests, micros / 1e6, cpu, p50 / 1000, p99 / 1000)
+
+
+def rows(phases: dict[str, Phase], generator: str) -> list[tuple[str, str]]:
+    bare, publish, mine = phases["bare"], phases["publish-only"], phases["proctorq"]
+    return [
+        (
+            f"{generator}: bare / publish-only / proctorq, answered 2xx per second",
+            f"{bare.rate:,.0f} / {publish.rate:,.0f} / {mine.rate:,.0f}",
+        ),
+        (
+            f"{generator}: proctorq / bare (goal >= 0.3)",
+            f"{mine.rate / bare.rate:.2f}",
+        ),
+        (
+            f"{generator}: proctorq / publish-only (goal >= 1.5)",
+            f"{mine.rate / publish.rate:.2f}",
+        ),
+        (
+            f"{generator}: API CPU per request, ms: bare / publish-only / proctorq (goal <= 1)",
+            f"{bare.cpu_ms:.2f} / {publish.cpu_ms:.2f} / {mine.cpu_ms:.2f}",
+        ),
+        (
+            f"{generator}: answer p50 / p99, ms: bare / publish-only / proctorq",
+            " / ".join(f"{p.p50_ms:.1f}, {p.p99_ms:.1f}" for p in (bare, publish, mine)),
+        ),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--requests", type=int, default=20000)
-    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
-    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--requests", type=int, default=20000, help="per route, bench/load.py")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--seconds", type=int, default=10, help="per route, wrk")
     args = parser.parse_args()
     n = args.requests
+    has_wrk = shutil.which("wrk") is not None
     with environment() as stack:
         attempts, _ = seed(stack, 2000, Status.created)
         token = bearer(9_000_001, staff=True)
         targets = load.shuffled([attempts[i % len(attempts)] for i in range(n)])
-        with server(stack, args.workers) as port:
-            warm = [
-                lambda a=a: load.post(f"/bench/bare/{a}/transitions", BODY, token)
-                for a in targets[:2000]
-            ]
-            load.run(port, warm, args.connections)  # warm up both routes' code paths
-            bare = load.run(
-                port,
-                [
-                    lambda a=a: load.post(f"/bench/bare/{a}/transitions", BODY, token)
-                    for a in targets
-                ],
-                args.connections,
+        with server(stack, args.workers) as api:
+            warm = {route: ours(api, route, targets, token, 2000) for route in ROUTES}
+            by_ours = {route: ours(api, route, targets, token, n) for route in ROUTES}
+            by_wrk = (
+                {route: wrk(api, route, attempts, token, args.seconds) for route in ROUTES}
+                if has_wrk
+                else {}
             )
-            ours = load.run(
-                port,
-                [
-                    lambda a=a: load.post(f"/v1/attempts/{a}/transitions", BODY, token)
-                    for a in targets
-                ],
-                args.connections,
-            )
-            time.sleep(1)
         with stack.engine.connect() as connection:
             recorded = connection.scalar(select(func.count()).select_from(Transition)) or 0
         messages, carried = published(stack)
-    accepted = ours.statuses.get(202, 0)
+    accepted = sum(p["proctorq"].accepted for p in (warm, by_ours, by_wrk) if p)
     report(
-        f"ingest: {n} requests over {args.connections} connections, uvicorn --workers "
-        f"{args.workers}",
+        f"ingest: uvicorn --workers {args.workers}; bench/load.py {n} requests per route over "
+        f"32 connections; wrk -t2 -c32 -d{args.seconds}s per route",
         [
             ("machine", machine()),
-            ("bare route, requests per second (baseline)", f"{bare.rate:,.0f}"),
-            ("transition requests accepted per second", f"{accepted / ours.seconds:,.0f}"),
-            ("ratio (goal >= 0.25)", f"{accepted / ours.seconds / bare.rate:.2f}"),
-            ("answers", json.dumps(dict(sorted(ours.statuses.items())))),
-            ("rows recorded", f"{recorded}"),
+            *rows(by_ours, "bench/load.py"),
+            *(rows(by_wrk, "wrk") if by_wrk else [("wrk", "not installed (apt-get install wrk)")]),
+            ("proctorq requests accepted in all / rows recorded", f"{accepted} / {recorded}"),
             ("messages published / ids they carry", f"{messages} / {carried}"),
-            ("p50 / p99 answer, ms", f"{load_ms(ours, 50)} / {load_ms(ours, 99)}"),
         ],
     )
-
-
-def load_ms(result: load.Result, p: float) -> str:
-    from bench.common import percentile
-
-    return f"{percentile(result.latencies, p) * 1000:.1f}"
 
 
 if __name__ == "__main__":

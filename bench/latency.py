@@ -14,7 +14,7 @@ from sqlalchemy import select
 from bench import load
 from bench.common import machine, percentile, report, seed
 from bench.ingest import BODY
-from bench.system import applied_times, system, wait_applied
+from bench.system import applied_times, longest_pause, system, wait_applied
 from proctoring.models import Transition
 from proctoring.statuses import Status
 from tests.support.tokens import bearer
@@ -49,6 +49,7 @@ def main() -> None:
         ids = ids_of(half.answers)
         wait_applied(running.stack, ids)
         waits = applied_times(running.stack, ids)
+        pause, paused_at = longest_pause(running.stack, ids)
         with running.stack.engine.connect() as connection:
             states = dict(
                 connection.execute(
@@ -67,6 +68,10 @@ def main() -> None:
                 "answer p50 / p99",
                 f"{percentile(half.latencies, 50) * 1000:.1f} / "
                 f"{percentile(half.latencies, 99) * 1000:.1f} ms",
+            ),
+            (
+                "longest time requests waited while none was applied",
+                f"{pause * 1000:.0f} ms, {paused_at:.1f} s into the paced run",
             ),
             ("final states seen", ", ".join(sorted(str(s) for s in states))),
         ],

@@ -3,6 +3,8 @@ the LMS's credit endpoint."""
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -44,7 +46,7 @@ def system(
         stack.start_worker(
             "followups", queues="credit,email", concurrency=followup_threads, pool="threads"
         )
-        port = stack_of.enter_context(server(stack, 2)) if api else None
+        port = stack_of.enter_context(server(stack, 2)).port if api else None
         yield System(stack, smtp, lms, port)
 
 
@@ -65,6 +67,29 @@ def applied_times(stack: Stack, ids: Sequence[int]) -> list[float]:
             )
         ).all()
     return [(applied - received).total_seconds() for received, applied in rows]
+
+
+def longest_pause(stack: Stack, ids: Sequence[int]) -> tuple[float, float]:
+    """The longest time requests waited while the workers applied none of them: seconds, and
+    when it began (seconds after the first request was received)."""
+    with stack.engine.connect() as connection:
+        rows = connection.execute(
+            select(Transition.received_at, Transition.applied_at).where(Transition.id.in_(ids))
+        ).all()
+    # Per moment something was applied, the earliest reception among what it applied.
+    earliest: dict[dt.datetime, dt.datetime] = {}
+    for received, applied in rows:
+        if applied is not None:
+            earliest[applied] = min(received, earliest.get(applied, received))
+    if not earliest:
+        return 0.0, 0.0
+    first = min(received for received, _ in rows)
+    longest, began = 0.0, 0.0
+    for before, moment in itertools.pairwise(sorted(earliest)):
+        start = max(before, earliest[moment])
+        if (idle := (moment - start).total_seconds()) > longest:
+            longest, began = idle, (start - first).total_seconds()
+    return longest, began
 
 
 def wait_applied(stack: Stack, ids: Sequence[int], timeout: float = 600) -> float:

@@ -10,11 +10,10 @@ from typing import Annotated
 from fastapi import Header, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from api import ingest
 from api.access import attempt_reader, requires, transition_poster, transition_reader
 from api.deps import AccessDep, AttemptIdPath, TransitionIdPath, UoW, request_uow
 from api.present import documented, errors, examples, transition_out
-from api.routing import common_case, user_router
+from api.routing import user_router
 from api.schemas import TransitionAccepted, TransitionCreate, TransitionOut
 from proctoring import transitions
 from proctoring.db import UnitOfWork
@@ -60,7 +59,6 @@ TransitionBody = Annotated[
     summary="Request a status change",
 )
 @requires(transition_poster)
-@common_case(ingest.accept)
 def post_transition(
     uow: UoW,
     access: AccessDep,

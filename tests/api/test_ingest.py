@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event, select
 
 from api.app import create_app
+from api.auth import read_token
 from api.callers import known_users
 from config import get_settings
 from proctoring.db import UnitOfWork, make_engine, make_session_factory
@@ -62,7 +63,9 @@ def _rows(uow: UnitOfWork, attempt_id: int) -> list[tuple[str, int | None, str]]
 
 
 def test_the_common_case_is_one_statement(backend: Any) -> None:
-    world, _, statements = backend
+    """SQLite: one INSERT through the app's engine. PostgreSQL: none through it, the lane's
+    own async connections recorded the row."""
+    world, uow, statements = backend
     attempt = world.new_attempt()
     url = f"/v1/attempts/{attempt['attempt_id']}/transitions"
     world.client.post(url, json={"to_status": "started"}, headers=bearer(world.learner))  # warm
@@ -73,9 +76,29 @@ def test_the_common_case_is_one_statement(backend: Any) -> None:
     )
     assert answer.status_code == 202
     assert answer.json() == {"transition_id": answer.json()["transition_id"], "state": "pending"}
-    inserts = [s for s in sent if s.startswith("INSERT INTO transitions")]
-    assert len(inserts) == 1, sent
-    assert not [s for s in sent if s.startswith("SELECT")], sent
+    if uow.engine.dialect.name == "postgresql":
+        assert sent == []
+    else:
+        inserts = [s for s in sent if s.startswith("INSERT INTO transitions")]
+        assert len(inserts) == 1 and not [s for s in sent if s.startswith("SELECT")], sent
+    assert _rows(uow, attempt["attempt_id"])[-1] == ("learner", world.learner, "submitted")
+
+
+def test_a_store_that_is_away_is_a_503_for_a_known_caller_too(uow: UnitOfWork) -> None:
+    dead = make_engine(
+        "postgresql+psycopg://postgres@127.0.0.1:1/none", connect_args={"connect_timeout": 1}
+    )
+    caller = new_id()
+    app = create_app(get_settings(), uow=UnitOfWork(make_session_factory(dead)))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        headers = bearer(caller)
+        known_users.remember(read_token(headers["Authorization"], get_settings()))
+        answer = client.post(
+            "/v1/attempts/1/transitions", json={"to_status": "started"}, headers=headers
+        )
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "5"
+    assert answer.json()["detail"].startswith("The store is unreachable")
+    dead.dispose()
 
 
 def test_every_caller_gets_the_source_the_rules_give(backend: Any) -> None:

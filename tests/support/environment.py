@@ -75,4 +75,6 @@ TEST_ENV = {
 }
 
 # Set on a developer's machine, these would send the tests' mail, credit calls or data to it.
+# Set in the environment of every process a Stack starts (tests/support/processes.py).
+STACK_MARK = "PROCTORQ_TEST_STACK_PROCESS"
 UNSET = ("PROCTORQ_SMTP_URL", "PROCTORQ_CREDIT_WEBHOOK_URL", "PROCTORQ_DATABASE_URL")

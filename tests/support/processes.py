@@ -27,7 +27,7 @@ from sqlalchemy import Engine
 
 from config import load_settings
 from proctoring.db import UnitOfWork, make_engine, make_session_factory
-from tests.support.environment import TEST_ENV
+from tests.support.environment import STACK_MARK, TEST_ENV
 from tests.support.servers import free_port
 from workers.publisher import CeleryPublisher
 from workers.routing import QUEUES
@@ -114,6 +114,9 @@ class Stack:
             "PROCTORQ_SWEEP_AFTER_SECONDS": "3",
             "PROCTORQ_LOG_LEVEL": "INFO",
             "PYTHONUNBUFFERED": "1",
+            # Tells bench/__init__.py, imported by an app a benchmark serves, that this
+            # process has its settings: the test settings' defaults must not replace them.
+            STACK_MARK: "1",
             **self.env_overrides,
         }
         # Imported here: workers.app reads the settings when imported, and conftest files
