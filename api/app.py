@@ -45,6 +45,11 @@ Every error is `{"detail": "<one sentence>"}`.
 """
 
 
+# Under a steady stream of requests, wake-ups are gathered this long into one message
+# (workers/publisher.py); alone, a request's wake-up goes out at once.
+PUBLISH_LINGER_SECONDS = 0.010
+
+
 def create_app(
     settings: Settings | None = None,
     uow: UnitOfWork | None = None,
@@ -56,7 +61,8 @@ def create_app(
         # A connection per request thread: uvicorn's threadpool runs up to 40 at once.
         engine = make_engine(settings.database_url, pool_size=20, max_overflow=20)
         publisher = CoalescingPublisher(
-            CeleryPublisher(celery, pause_seconds=settings.publish_pause_seconds)
+            CeleryPublisher(celery, pause_seconds=settings.publish_pause_seconds),
+            linger_seconds=PUBLISH_LINGER_SECONDS,
         )
         uow = UnitOfWork(make_session_factory(engine), publisher)
 

@@ -10,13 +10,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bench.common import environment, wait_until
 from bench.ingest import server
 from bench.smtp_sink import SMTPSink
 from proctoring.db import Wakeup
-from proctoring.models import Transition, TransitionState
+from proctoring.models import Outbox, OutboxState, Transition, TransitionState
 from tests.support.processes import Stack
 from tests.support.servers import HTTPEndpoint
 from workers.publisher import CoalescingPublisher
@@ -67,6 +67,30 @@ def applied_times(stack: Stack, ids: Sequence[int]) -> list[float]:
             )
         ).all()
     return [(applied - received).total_seconds() for received, applied in rows]
+
+
+def wait_followed_up(stack: Stack, timeout: float = 600) -> None:
+    """Until no follow-up is pending."""
+
+    def done() -> bool:
+        with stack.engine.connect() as connection:
+            left = connection.execute(
+                select(Outbox.id).where(Outbox.state == OutboxState.pending).limit(1)
+            ).first()
+        return left is None
+
+    wait_until(done, timeout=timeout, interval=0.1, what="every follow-up done")
+
+
+def span(stack: Stack, ids: Sequence[int]) -> float:
+    """Seconds from the first of these requests received to the last applied."""
+    with stack.engine.connect() as connection:
+        first, last = connection.execute(
+            select(func.min(Transition.received_at), func.max(Transition.applied_at)).where(
+                Transition.id.in_(ids)
+            )
+        ).one()
+    return float((last - first).total_seconds())
 
 
 def longest_pause(stack: Stack, ids: Sequence[int]) -> tuple[float, float]:

@@ -45,10 +45,20 @@ def apply_transitions(
 ) -> list[Transition]:
     """Apply every pending request of the attempts these requests belong to.
 
-    With ``drain``, also up to that many other attempts with pending requests, oldest first,
-    that no other worker holds (SKIP LOCKED): one task and one transaction then apply a whole
-    backlog, and the messages for those requests find nothing left to do. The named attempts
-    are waited for, so a request is never left behind because its attempt was busy.
+    With ``drain``, also up to that many other attempts with pending requests, oldest first:
+    one task and one transaction then apply a whole backlog, and the messages for those
+    requests find nothing left to do.
+
+    Attempts another transaction holds are left to it (SKIP LOCKED), the named ones too: a
+    batch does not wait for the batch before it. Nothing is left behind by that. The named
+    requests are committed (their message is sent after the commit), and an applier reads an
+    attempt's pending requests after it has locked the attempt, and a request is recorded
+    under a KEY SHARE lock that an applier's lock waits for. So the applier holding a named
+    attempt either locked it after the request committed, and applies it, or had it before
+    the request was recorded, and then the request committed after that applier finished and
+    cannot find it still holding the attempt. A recorder holding KEY SHARE at this moment
+    wakes its own request when it commits, and that apply finds this one too; one that rolls
+    back leaves this request to the sweeper (PROCTORQ_SWEEP_AFTER_SECONDS).
 
     The caller's transaction holds the attempts' locks until it commits; follow-ups are outbox
     rows in the same transaction, published after the commit. Returns what was applied.
@@ -65,7 +75,7 @@ def apply_transitions(
         attempt_ids |= _attempts_for_cascades(
             session, [transition_id for transition_id, attempt_id in rows if attempt_id is None]
         )
-    attempts = lock_attempts(session, sorted(attempt_ids))
+    attempts = lock_attempts(session, sorted(attempt_ids), skip_locked=True)
     if drain:
         attempts += lock_attempts(
             session, _oldest_pending_attempts(session, drain, exclude=attempt_ids), skip_locked=True

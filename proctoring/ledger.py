@@ -72,14 +72,22 @@ class Ledger:
 
         Runs in its own statement, committed before the work, so the count survives a worker
         that dies mid-task. A row not due yet is left alone, uncounted: its own next try
-        brings it back.
+        brings it back. So is a row another transaction holds (SKIP LOCKED): a worker is
+        applying or delivering it right now (a batch that drained it along), and waiting for
+        that transaction would only find it done; should that transaction roll back, the
+        sweep publishes the row again.
         """
         if not ids:
             return []
         model = self.model
+        free = (
+            select(model.id)
+            .where(model.id.in_(ids), model.state == self.pending, *self.due())
+            .with_for_update(skip_locked=True)
+        )
         counted = executor.execute(
             update(model)
-            .where(model.id.in_(ids), model.state == self.pending, *self.due())
+            .where(model.id.in_(free.scalar_subquery()))
             .values(deliveries=model.deliveries + 1)
             .returning(model.id, model.deliveries)
         ).all()

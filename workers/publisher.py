@@ -59,12 +59,17 @@ class CoalescingPublisher:
     go out together in the next one.
 
     Under load, many requests then cost one message, and one task applies them in one
-    transaction; when idle, a wake-up is sent at once. Rule 1 holds: only committed rows are
-    handed over, and one that a crash keeps from being published is published by the sweeper.
+    transaction; when idle, a wake-up is sent at once. While wake-ups keep coming (the last
+    message went out less than ``linger_seconds`` ago), the thread gathers them that long
+    before it sends: a message costs its sender about as much CPU as recording a request.
+    Rule 1 holds: only committed rows are handed over, and one that a crash keeps from being
+    published is published by the sweeper.
     """
 
-    def __init__(self, inner: CeleryPublisher) -> None:
+    def __init__(self, inner: CeleryPublisher, linger_seconds: float = 0.0) -> None:
         self.inner = inner
+        self.linger_seconds = linger_seconds
+        self._sent_at = 0.0
         self._waiting: list[Wakeup] = []
         self._sending = 0
         self._condition = threading.Condition()
@@ -88,12 +93,16 @@ class CoalescingPublisher:
             with self._condition:
                 while not self._waiting:
                     self._condition.wait()
+            if time.monotonic() - self._sent_at < self.linger_seconds:
+                time.sleep(self.linger_seconds)  # more are on their way: one message for all
+            with self._condition:
                 batch, self._waiting = self._waiting, []
                 self._sending = len(batch)
             try:
                 self.inner(batch)
             except Exception:  # the rows are committed: the sweeper publishes them later
                 log.warning("publishing %d wake-ups failed; the sweeper will", len(batch))
+            self._sent_at = time.monotonic()
             with self._condition:
                 self._sending = 0
                 self._condition.notify_all()

@@ -99,7 +99,11 @@ def test_flower_shows_each_task_by_name_queue_and_ids(
         def ours_succeeded() -> dict[str, dict[str, Any]]:
             tasks = _tasks(base)
             done = {t["name"] for t in tasks.values() if t["state"] == "SUCCESS"}
-            return tasks if set(OURS) <= done else {}
+            # Appliers send no worker events (tasks/apply.py): Flower has only their task-sent
+            # event, and calls such a task PENDING.
+            sent = {t["name"] for t in tasks.values() if t["state"] == "PENDING"}
+            ok = set(OURS) - {routing.APPLY_TRANSITIONS} <= done
+            return tasks if ok and routing.APPLY_TRANSITIONS in sent else {}
 
         tasks = wait_until(ours_succeeded, timeout=30, what="Flower to list our tasks")
 

@@ -5,6 +5,7 @@ real database (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import pytest
 from sqlalchemy import select
@@ -12,9 +13,10 @@ from sqlalchemy.orm import Session
 
 from proctoring import apply
 from proctoring.clock import utcnow
-from proctoring.db import pending_wakeups
+from proctoring.db import make_engine, pending_wakeups
 from proctoring.ledger import APPLY
 from proctoring.models import (
+    Attempt,
     Outbox,
     Review,
     ReviewState,
@@ -205,3 +207,23 @@ def test_a_named_attempt_that_fails_fails_alone(session: Session) -> None:
     assert (good.state, bad.state) == (TransitionState.applied, TransitionState.failed)
     assert later.state is TransitionState.pending  # not named, not drained: untouched
     assert _woken_outbox_rows_exist(session)
+
+
+def test_a_batch_does_not_wait_for_an_attempt_another_batch_holds(postgres_url: str) -> None:
+    """The holder applies what it holds: a task naming a request of that attempt goes on
+    without it, and the request is applied by the holder (here, once it is free)."""
+    engine = make_engine(postgres_url)
+    with Session(engine) as session, session.begin():
+        attempt = f.attempt(session)
+        attempt_id = attempt.id
+        request_id = f.request(session, attempt, "started", "learner").id
+    with Session(engine) as holder, holder.begin():
+        holder.execute(select(Attempt).where(Attempt.id == attempt_id).with_for_update()).one()
+        with Session(engine) as other, other.begin():
+            began = time.monotonic()
+            assert apply.apply_transitions(other, [request_id], drain=10) == []
+            assert time.monotonic() - began < 2
+    with Session(engine) as session, session.begin():
+        applied = apply.apply_transitions(session, [request_id], drain=10)
+        assert [t.id for t in applied] == [request_id]
+    engine.dispose()

@@ -4,13 +4,14 @@ replayed, nothing pending forgotten by the sweep, and the operators' view of it 
 from __future__ import annotations
 
 import datetime as dt
+import time
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from proctoring import apply, operations, outbox
 from proctoring.clock import utcnow
-from proctoring.db import pending_wakeups
+from proctoring.db import make_engine, pending_wakeups
 from proctoring.ledger import INBOX, OUTBOX
 from proctoring.models import Outbox, OutboxState, Transition, TransitionState
 from tests.support import factories as f
@@ -103,3 +104,24 @@ def test_a_failed_request_can_be_replayed(session: Session) -> None:
     assert (transition.state, transition.deliveries) == (TransitionState.pending, 0)
     apply.apply_transitions(session, [transition.id])
     assert transition.state is TransitionState.applied
+
+
+def test_a_row_another_transaction_holds_is_left_to_it_uncounted(postgres_url: str) -> None:
+    """A batch that drained a request along holds its row: a delivery of that request's own
+    message does not wait for it, nor count itself."""
+    engine = make_engine(postgres_url)
+    with Session(engine) as session, session.begin():
+        transition_id = f.request(session, f.attempt(session), "started", "learner").id
+    with Session(engine) as holder, holder.begin():
+        holder.execute(
+            select(Transition).where(Transition.id == transition_id).with_for_update()
+        ).one()
+        with engine.connect() as other:
+            began = time.monotonic()
+            assert INBOX.count_delivery(other, [transition_id], limit=3) == []
+            assert time.monotonic() - began < 2
+            other.commit()
+    with engine.connect() as connection:
+        assert INBOX.count_delivery(connection, [transition_id], limit=3) == [transition_id]
+        connection.commit()
+    engine.dispose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 
 import pytest
@@ -64,3 +65,22 @@ def test_a_failed_send_is_logged_and_the_next_ones_still_go(
 def test_every_kind_of_wakeup_is_sent_as_a_task() -> None:
     assert set(routing.BY_WAKEUP) == set(WakeupKind)
     assert {str(kind) for kind in WakeupKind} == {"apply", *(str(k) for k in OutboxKind)}
+
+
+def test_under_a_steady_stream_wakeups_are_gathered_for_the_linger() -> None:
+    """A wake-up after a quiet moment goes out at once; one arriving soon after a send waits
+    the linger, and those arriving meanwhile go with it."""
+    batches: list[list[int]] = []
+    publisher = CoalescingPublisher(
+        lambda wakeups: batches.append([w.id for w in wakeups]),  # type: ignore[arg-type]
+        linger_seconds=0.3,
+    )
+    began = time.monotonic()
+    publisher([Wakeup("apply", 1)])
+    assert publisher.flush(10)
+    assert time.monotonic() - began < 0.2  # alone: sent at once
+    for transition_id in range(2, 12):
+        publisher([Wakeup("apply", transition_id)])
+        time.sleep(0.01)
+    assert publisher.flush(10)
+    assert batches == [[1], list(range(2, 12))]

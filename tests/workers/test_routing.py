@@ -49,13 +49,14 @@ def test_every_task_has_a_queue_and_every_wakeup_a_task() -> None:
     }
 
 
-def test_the_maintenance_ticks_send_no_task_events() -> None:
+def test_the_maintenance_ticks_and_the_appliers_send_no_task_events() -> None:
     from workers.app import app
 
     app.loader.import_default_modules()
+    quiet = {*routing.MAINTENANCE, routing.APPLY_TRANSITIONS}
     for name, task in app.tasks.items():
         if name.startswith("proctorq."):
-            assert task.send_events == (name not in routing.MAINTENANCE), name
+            assert task.send_events == (name not in quiet), name
 
 
 def test_a_worker_with_no_queues_named_consumes_them_all() -> None:
