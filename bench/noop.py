@@ -1,4 +1,7 @@
-"""The baseline task: the same Celery app, base class and settings, doing nothing but count."""
+"""The baseline task: the same Celery app, base class and settings, doing nothing but count.
+
+Like `proctorq.apply_transitions`, it sends no task events (tasks/apply.py): the baseline pays
+what the appliers pay per message, no more."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from workers.app import app
 _counter: redis.Redis | None = None
 
 
-@app.task(name="proctorq.bench_noop", ignore_result=True)
+@app.task(name="proctorq.bench_noop", ignore_result=True, send_events=False)
 def noop(counter_url: str, key: str) -> None:
     global _counter
     if _counter is None:
