@@ -69,8 +69,19 @@ def environment(redis_db: int = 0, **env: str) -> Iterator[Stack]:
     try:
         # Worker processes import bench.noop: the repository must be on their path.
         root = str(Path(__file__).resolve().parents[1])
+        # The sweeps at their production intervals, not the test suite's one second: every
+        # tick takes a pool process of the applying worker for a moment.
+        production = {
+            "PROCTORQ_SWEEP_INTERVAL_SECONDS": "5",
+            "PROCTORQ_SWEEP_AFTER_SECONDS": "5",
+        }
         with stack(
-            folder, url, broker, PROCTORQ_LOG_LEVEL="WARNING", PYTHONPATH=root, **env
+            folder,
+            url,
+            broker,
+            PROCTORQ_LOG_LEVEL="WARNING",
+            PYTHONPATH=root,
+            **{**production, **env},
         ) as running:
             yield running
     finally:

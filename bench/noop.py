@@ -1,7 +1,4 @@
-"""The baseline task: the same Celery app, base class and settings, doing nothing but count.
-
-Like `proctorq.apply_transitions`, it sends no task events (tasks/apply.py): the baseline pays
-what the appliers pay per message, no more."""
+"""The baseline task: the same Celery app, base class and settings, doing nothing but count."""
 
 from __future__ import annotations
 
@@ -12,7 +9,7 @@ from workers.app import app
 _counter: redis.Redis | None = None
 
 
-@app.task(name="proctorq.bench_noop", ignore_result=True, send_events=False)
+@app.task(name="proctorq.bench_noop", ignore_result=True)
 def noop(counter_url: str, key: str) -> None:
     global _counter
     if _counter is None:
