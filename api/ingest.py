@@ -8,8 +8,9 @@ staff, or staff of its course) and the request's source, and the INSERT takes th
 after that lock, as `proctoring.transitions.record_transition` does. The answer is sent once the
 row is committed; the wake-up follows it, as from any commit (docs/design.md, rule 1).
 
-`IngestLane` does this as an ASGI middleware inside the body limit and the metrics, on
-PostgreSQL with psycopg's async connections (no thread), elsewhere in one trip to a thread.
+`IngestLane` does this as an ASGI layer in front of the app's middleware (api/app.py puts it
+there), applying the app's body limit and request metrics to what it answers; on PostgreSQL
+with psycopg's async connections (no thread), elsewhere in one trip to a thread.
 Everything else (a token, body or key that does not validate, no such attempt, no right to it,
 a key seen before) inserts nothing and goes on to the app with the body it sent, whose full path
 gives every answer it gives today: 401, 403, 404, 409, 422, or 200 with the first request.
@@ -52,7 +53,7 @@ from api.access import parse_id
 from api.auth import Caller, Unauthenticated, read_token
 from api.callers import known_users, write_user
 from api.errors import STORE_DOWN
-from api.middleware import LATENCY, REQUESTS
+from api.middleware import LATENCY, REQUESTS, send_json
 from api.schemas import TransitionCreate
 from config import get_settings
 from proctoring.clock import utcnow
@@ -271,7 +272,7 @@ class IngestLane:
         except _STORE_ERRORS as exc:
             log.warning("store unreachable: %s", type(exc).__name__)
             detail = json.dumps({"detail": STORE_DOWN}).encode()
-            await _send(send, 503, detail, [(b"retry-after", b"5")])
+            await send_json(send, 503, detail, [(b"retry-after", b"5")])
             status = 503
         if status:
             REQUESTS.labels("POST", _TEMPLATE, str(status)).inc()
@@ -306,7 +307,7 @@ class IngestLane:
         transition_id = await self.shortcut.record(caller, attempt_id, wanted, key)
         if transition_id is None:
             return 0
-        await _send(send, 202, b'{"transition_id":%d,"state":"pending"}' % transition_id)
+        await send_json(send, 202, b'{"transition_id":%d,"state":"pending"}' % transition_id)
         return 202
 
 
@@ -348,20 +349,3 @@ def _replay(body: bytes, more: bool, receive: Receive) -> Receive:
         return await receive()
 
     return again
-
-
-async def _send(
-    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
-) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                *(headers or []),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
