@@ -127,7 +127,7 @@ def create_app(
 
     app.add_middleware(Metrics)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    _put_lane_in_front(app, ingest.IngestLane, shortcut, settings.max_body_bytes)
+    _put_lane_in_front(app, shortcut, settings.max_body_bytes)
     _register_backlog(uow, celery, settings)
     return app
 
@@ -160,13 +160,13 @@ def _backlog_engine(uow: UnitOfWork) -> Engine:
     return make_engine(rendered)
 
 
-def _put_lane_in_front(app: FastAPI, lane: Any, *args: Any) -> None:
+def _put_lane_in_front(app: FastAPI, shortcut: ingest.Shortcut, max_body_bytes: int) -> None:
     """The ingest lane before everything else, the framework's own middleware included:
     Starlette builds its stack at the first request, with this method of the app."""
     build = app.build_middleware_stack
 
     def with_lane() -> ASGIApp:
-        return lane(build(), *args)  # type: ignore[no-any-return]
+        return ingest.IngestLane(build(), shortcut, max_body_bytes)
 
     app.build_middleware_stack = with_lane  # type: ignore[method-assign]
 

@@ -24,7 +24,6 @@ import json
 import logging
 import re
 import time
-import uuid
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -54,8 +53,9 @@ from api.auth import Caller, Unauthenticated, read_token
 from api.callers import known_users, write_user
 from api.errors import STORE_DOWN
 from api.middleware import LATENCY, REQUESTS, send_json
-from api.schemas import TransitionCreate
+from api.schemas import IDEMPOTENCY_KEY_PATTERN, TransitionCreate
 from config import get_settings
+from proctoring import transitions
 from proctoring.clock import utcnow
 from proctoring.db import UnitOfWork, Wakeup
 from proctoring.ledger import APPLY
@@ -67,8 +67,7 @@ log = logging.getLogger(__name__)
 _PATH = re.compile(r"/v1/attempts/([^/]+)/transitions")
 # What the metrics label the lane's answers with: the route's template, as api/middleware.py.
 _TEMPLATE = "/v1/attempts/{attempt_id}/transitions"
-# The Idempotency-Key header as the route declares it (api/routes/transitions.py).
-_KEY = re.compile(r"[\x21-\x7e]{1,200}")
+_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 # A pooled connection idle for longer than this is pinged before it is used again.
 IDLE_CHECK_SECONDS = 1.0
 _STORE_ERRORS = (
@@ -83,7 +82,11 @@ _STORE_ERRORS = (
 
 @functools.cache
 def _statement(dialect: str) -> ReturningInsert[Any]:
-    """Built once per dialect: PostgreSQL or SQLite."""
+    """Built once per dialect: PostgreSQL or SQLite.
+
+    Who may post and with what source is `api.access.transition_poster`'s rule, written here
+    as SQL; tests/api/test_ingest.py holds the two to the same answers for every caller.
+    """
     attempt, exam, staff = Attempt.__table__, Exam.__table__, CourseStaff.__table__
     caller = bindparam("caller", type_=BigInteger)
     owner = attempt.c.user_id == caller
@@ -146,7 +149,7 @@ def _params(
         "is_staff": caller.is_staff,
         "attempt_id": attempt_id,
         "to_status": request.to_status.value,
-        "key": f"user:{caller.user_id}:{key}" if key else f"auto:{uuid.uuid4()}",
+        "key": transitions.stored_key(transitions.scoped_key(caller.user_id, key)),
         "received_at": utcnow(),
     }
 

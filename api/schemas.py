@@ -219,6 +219,11 @@ class AttemptOut(BaseModel):
     updated_at: dt.datetime
 
 
+# An Idempotency-Key header: printable ASCII, 1 to 200 characters (api/routes/transitions.py
+# declares it; api/ingest.py checks it before the route does).
+IDEMPOTENCY_KEY_PATTERN = r"[\x21-\x7e]{1,200}"
+
+
 class TransitionCreate(Strict):
     to_status: Status = Field(examples=["started"])
     acting_for_learner: bool = Field(

@@ -35,6 +35,11 @@ def scoped_key(actor_user_id: int | None, key: str | None) -> str | None:
     return f"user:{actor_user_id}:{key}"
 
 
+def stored_key(key: str | None) -> str:
+    """The key a request is stored with: its (scoped) key, or a fresh one of its own."""
+    return key or f"auto:{uuid.uuid4()}"
+
+
 def lock_attempt_for_request(session: Session, attempt_id: int) -> Attempt:
     """Hold the attempt against appliers, and read its latest committed status.
 
@@ -88,7 +93,7 @@ def record_transition(
         to_status=to_status,
         source=source,
         actor_user_id=actor_user_id,
-        idempotency_key=idempotency_key or f"auto:{uuid.uuid4()}",
+        idempotency_key=stored_key(idempotency_key),
         expired_at=expired_at,
         state=TransitionState.pending,
         received_at=utcnow(),

@@ -14,7 +14,12 @@ from api.access import attempt_reader, requires, transition_poster, transition_r
 from api.deps import AccessDep, AttemptIdPath, TransitionIdPath, UoW, request_uow
 from api.present import documented, errors, examples, transition_out
 from api.routing import user_router
-from api.schemas import TransitionAccepted, TransitionCreate, TransitionOut
+from api.schemas import (
+    IDEMPOTENCY_KEY_PATTERN,
+    TransitionAccepted,
+    TransitionCreate,
+    TransitionOut,
+)
 from proctoring import transitions
 from proctoring.db import UnitOfWork
 from proctoring.models import TransitionState
@@ -27,7 +32,7 @@ IdempotencyKey = Annotated[
         alias="Idempotency-Key",
         min_length=1,
         max_length=200,
-        pattern=r"^[\x21-\x7e]+$",
+        pattern=f"^{IDEMPOTENCY_KEY_PATTERN}$",
         description="Optional. The same key again returns the first request (200); with "
         "another body it is a 409. Without a key, every request is a new one.",
     ),

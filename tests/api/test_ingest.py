@@ -170,3 +170,22 @@ def test_the_callers_user_row_is_written_first(backend: Any) -> None:
     with uow() as session:
         user = session.get(User, admin)
         assert user is not None and user.is_staff
+
+
+def test_a_body_in_pieces_is_read_whole_and_one_over_the_limit_is_413(backend: Any) -> None:
+    world, uow, _ = backend
+    attempt = world.new_attempt()["attempt_id"]
+    url = f"/v1/attempts/{attempt}/transitions"
+    headers = {**bearer(world.learner), "content-type": "application/json"}
+
+    def pieces(body: bytes, size: int) -> Iterator[bytes]:
+        for start in range(0, len(body), size):
+            yield body[start : start + size]
+
+    whole = world.client.post(url, content=pieces(b'{"to_status": "started"}', 5), headers=headers)
+    assert whole.status_code == 202, whole.text
+    limit = get_settings().max_body_bytes
+    padded = b'{"to_status": "started", "pad": "' + b"x" * limit + b'"}'
+    over = world.client.post(url, content=pieces(padded, 65536), headers=headers)
+    assert over.status_code == 413 and str(limit) in over.json()["detail"]
+    assert len(_rows(uow, attempt)) == 1
