@@ -20,7 +20,7 @@ from api import errors, ingest
 from api.metrics import BacklogCollector, authorized, exposition
 from api.middleware import BodyLimit, Metrics
 from api.routes import attempts, courses, edx, exams, health, transitions, users, vendors
-from config import Settings, get_settings
+from config import Settings, get_settings, heap
 from config.logging import install_filter
 from proctoring.db import UnitOfWork, make_engine, make_session_factory
 from workers.app import app as default_celery_app
@@ -73,6 +73,7 @@ def create_app(
         install_filter(logging.getLogger("uvicorn"))
         install_filter()
         await shortcut.start()
+        heap.settle()
         yield
         await shortcut.close()
         flush = getattr(uow.publisher, "flush", None)

@@ -1,4 +1,4 @@
-"""Typed settings read once from the environment, provider definitions, logging."""
+"""Typed settings read once from the environment, provider definitions, logging, the heap."""
 
 from config.settings import (
     EVENT_TYPES,

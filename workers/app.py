@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 from kombu.entity import Queue
 
-from config import Settings, get_settings
+from config import Settings, get_settings, heap
 from workers import broker
 from workers.routing import (
     EXPIRE_OVERDUE_ATTEMPTS,
@@ -110,3 +110,10 @@ def create_app(settings: Settings | None = None, current: bool = True) -> Celery
 
 app = Celery("proctorq", set_as_current=True)
 app.add_defaults(lambda: configuration(get_settings()))
+
+
+@signals.worker_ready.connect
+@signals.worker_process_init.connect
+def _settle_heap(**_: Any) -> None:
+    """A worker's process (and each pool process it forks) ready: config/heap.py."""
+    heap.settle()
