@@ -47,7 +47,7 @@ def apply_transitions(
 
     With ``drain``, also up to that many other attempts with pending requests, oldest first:
     one task and one transaction then apply a whole backlog, and the messages for those
-    requests find nothing left to do.
+    requests find theirs done (they drain what waits then, with no ids of their own left).
 
     Attempts another transaction holds are left to it (SKIP LOCKED), the named ones too: a
     batch does not wait for the batch before it. Nothing is left behind by that. The named

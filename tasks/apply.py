@@ -19,7 +19,13 @@ from workers.base import OneTransactionTask
 # took a third of the worker's dispatching process and held every message up behind them
 # (docs/PERFORMANCE.md). Flower still lists each message as sent, with its queue and ids; a
 # request's outcome is its own state (GET /v1/transitions/{id}, proctorq failed, /metrics).
-@app.task(base=OneTransactionTask, name=routing.APPLY_TRANSITIONS, ledger=INBOX, send_events=False)
+@app.task(
+    base=OneTransactionTask,
+    name=routing.APPLY_TRANSITIONS,
+    ledger=INBOX,
+    drains=True,
+    send_events=False,
+)
 def apply_transitions(session: Session, transition_ids: list[int]) -> list[Transition]:
     return apply.apply_transitions(session, transition_ids, drain=get_settings().apply_batch_size)
 

@@ -69,6 +69,9 @@ class ProctorqTask(Task):  # type: ignore[misc]
     typing = True
     # The table the ids name: its rows' deliveries are counted and failures recorded there.
     ledger: Ledger | None = None
+    # A task whose work also takes up other waiting rows (a batch that drains) runs even when
+    # none of its own ids is left to work on: it does what is waiting instead.
+    drains = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # Celery builds a class per task and checks sent arguments against the function's
@@ -90,7 +93,7 @@ class ProctorqTask(Task):  # type: ignore[misc]
             if ids is not None and self.ledger is not None:
                 with uow.autocommit() as connection:
                     ids = self.ledger.count_delivery(connection, ids, get_settings().max_deliveries)
-                if not ids:
+                if not ids and not self.drains:
                     return None
             result = self.work(uow, ids)
         except TRANSIENT_ERRORS as exc:

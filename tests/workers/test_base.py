@@ -126,3 +126,17 @@ def test_a_transient_error_fails_nothing(
         app.tasks["proctorq.apply_transitions"](ids)
     assert sent == []
     assert requests(uow, ids) == {(TransitionState.pending, None, 1)}
+
+
+def test_a_message_whose_requests_are_done_applies_what_waits(uow: UnitOfWork) -> None:
+    """Under a steady stream most messages name requests a batch before has applied. Each
+    still takes up what is waiting, instead of leaving it to the message that names it, which
+    may be far behind in the queue (docs/PERFORMANCE.md, "Latency")."""
+    task = app.tasks["proctorq.apply_transitions"]
+    done = three_requests(uow)
+    task(done[:1])  # applies all three: a batch drains what waits
+    assert {state for state, _, _ in requests(uow, done)} == {TransitionState.applied}
+    waiting = three_requests(uow)
+    task(done[:1])  # a late message for a request already applied
+    assert {state for state, _, _ in requests(uow, waiting)} == {TransitionState.applied}
+    assert {deliveries for _, _, deliveries in requests(uow, waiting)} == {0}  # not theirs
