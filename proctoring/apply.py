@@ -77,20 +77,27 @@ def apply_transitions(
         )
     attempts = lock_attempts(session, sorted(attempt_ids), skip_locked=True)
     if drain:
-        attempts += lock_attempts(
-            session, _oldest_pending_attempts(session, drain, exclude=attempt_ids), skip_locked=True
-        )
+        attempts += _lock_oldest_pending(session, drain, exclude=attempt_ids)
     return apply_pending(session, attempts, named=attempt_ids)
 
 
-def _oldest_pending_attempts(session: Session, limit: int, exclude: set[int]) -> list[int]:
-    found = session.scalars(
-        select(Transition.attempt_id)
-        .where(Transition.state == TransitionState.pending, Transition.attempt_id.is_not(None))
-        .order_by(Transition.received_at)
-        .limit(limit + len(exclude))
-    ).all()
-    return sorted({a for a in found if a is not None and a not in exclude})[:limit]
+def _lock_oldest_pending(session: Session, limit: int, exclude: set[int]) -> list[Attempt]:
+    """The attempts of the oldest ``limit`` pending requests, but ``exclude``, locked (SKIP
+    LOCKED) by the statement that finds them."""
+    oldest = select(Transition.attempt_id).where(
+        Transition.state == TransitionState.pending, Transition.attempt_id.is_not(None)
+    )
+    if exclude:
+        oldest = oldest.where(Transition.attempt_id.not_in(exclude))
+    return list(
+        session.scalars(
+            select(Attempt)
+            .where(Attempt.id.in_(oldest.order_by(Transition.received_at).limit(limit)))
+            .order_by(Attempt.id)
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        )
+    )
 
 
 def _attempts_for_cascades(session: Session, transition_ids: Sequence[int]) -> set[int]:
@@ -184,26 +191,20 @@ def _fail_attempt(session: Session, attempt_id: int, exc: Exception) -> None:
 
 def _apply_batch(session: Session, attempts: Sequence[Attempt]) -> list[Transition]:
     by_id = {a.id: a for a in attempts}
-    pending = session.scalars(
-        select(Transition)
+    # The pending requests with their attempt's exam, in one query.
+    pending = session.execute(
+        select(Transition, Exam)
+        .join(Attempt, Attempt.id == Transition.attempt_id)
+        .join(Exam, Exam.id == Attempt.exam_id)
         .where(Transition.attempt_id.in_(by_id), Transition.state == TransitionState.pending)
         .order_by(Transition.attempt_id, Transition.id)
     ).all()
     if not pending:
         return []
-    exams = {
-        e.id: e
-        for e in session.scalars(
-            select(Exam).where(
-                Exam.id.in_({by_id[t.attempt_id].exam_id for t in pending if t.attempt_id})
-            )
-        )
-    }
     batch = _Batch(session, by_id)
-    for transition in pending:
+    for transition, exam in pending:
         assert transition.attempt_id is not None
-        attempt = by_id[transition.attempt_id]
-        batch.apply(attempt, exams[attempt.exam_id], transition)
+        batch.apply(by_id[transition.attempt_id], exam, transition)
     return batch.finish()
 
 
