@@ -148,7 +148,9 @@ def ours(api: Server, route: str, targets: list[int], token: dict[str, str], n: 
     )
 
 
-# Each wrk thread cycles through the attempts from its own place; `done` prints one line.
+# Each of wrk's two threads goes through the attempts from its own half, and starts again at
+# the end; with BENCH_PACE_MS, each connection waits that long after an answer before it sends
+# again (wrk's `delay`). `done` prints one line.
 WRK_SCRIPT = """
 local ids = {}
 for line in io.lines(os.getenv("BENCH_ATTEMPTS")) do ids[#ids + 1] = line end
@@ -157,8 +159,12 @@ wrk.method = "POST"
 wrk.body = os.getenv("BENCH_BODY")
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = os.getenv("BENCH_AUTHORIZATION")
+local pace = tonumber(os.getenv("BENCH_PACE_MS"))
+if pace > 0 then function delay() return pace end end
 local threads = 0
-function setup(thread) thread:set("offset", threads * 7919); threads = threads + 1 end
+function setup(thread)
+  thread:set("offset", threads * math.floor(#ids / 2)); threads = threads + 1
+end
 local n = 0
 function request()
   n = n + 1
@@ -171,8 +177,18 @@ end
 """
 
 
-def wrk(api: Server, route: str, targets: list[int], token: dict[str, str], seconds: int) -> Phase:
-    """wrk: 2 threads, 32 connections, for ``seconds``."""
+def wrk(
+    api: Server,
+    route: str,
+    targets: list[int],
+    token: dict[str, str],
+    seconds: int,
+    *,
+    connections: int = 32,
+    pace_ms: int = 0,
+) -> Phase:
+    """wrk: 2 threads, ``connections`` connections, for ``seconds``; flat out, or each
+    connection waiting ``pace_ms`` after every answer."""
     before, after = ROUTES[route].split("{}")
     with tempfile.TemporaryDirectory() as folder:
         script, attempts = Path(folder) / "post.lua", Path(folder) / "attempts"
@@ -185,13 +201,14 @@ def wrk(api: Server, route: str, targets: list[int], token: dict[str, str], seco
             "BENCH_AFTER": after,
             "BENCH_BODY": BODY.decode(),
             "BENCH_AUTHORIZATION": token["Authorization"],
+            "BENCH_PACE_MS": str(pace_ms),
         }
         cpu_before = api.cpu_seconds()
         out = subprocess.run(
             [
                 "wrk",
                 "-t2",
-                "-c32",
+                f"-c{connections}",
                 f"-d{seconds}s",
                 "-s",
                 str(script),

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from bench.common import environment, wait_until
-from bench.ingest import server
+from bench.ingest import Server, server
 from bench.smtp_sink import SMTPSink
 from proctoring.db import Wakeup
 from proctoring.models import Outbox, OutboxState, Transition, TransitionState
@@ -27,7 +27,11 @@ class System:
     stack: Stack
     smtp: SMTPSink
     lms: HTTPEndpoint
-    port: int | None
+    api: Server | None
+
+    @property
+    def port(self) -> int | None:
+        return None if self.api is None else self.api.port
 
 
 @contextmanager
@@ -46,8 +50,8 @@ def system(
         stack.start_worker(
             "followups", queues="credit,email", concurrency=followup_threads, pool="threads"
         )
-        port = stack_of.enter_context(server(stack, 2)).port if api else None
-        yield System(stack, smtp, lms, port)
+        served = stack_of.enter_context(server(stack, 2)) if api else None
+        yield System(stack, smtp, lms, served)
 
 
 def publish_coalesced(stack: Stack, transition_ids: Sequence[int]) -> None:
