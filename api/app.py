@@ -24,7 +24,7 @@ from config import Settings, get_settings, heap
 from config.logging import install_filter
 from proctoring.db import UnitOfWork, make_engine, make_session_factory
 from workers.app import app as default_celery_app
-from workers.publisher import CeleryPublisher, CoalescingPublisher
+from workers.publisher import CeleryPublisher, CoalescingPublisher, drain_waiting_for
 from workers.status import status_report
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,11 @@ def create_app(
         # A connection per request thread: uvicorn's threadpool runs up to 40 at once.
         engine = make_engine(settings.database_url, pool_size=20, max_overflow=20)
         publisher = CoalescingPublisher(
-            CeleryPublisher(celery, pause_seconds=settings.publish_pause_seconds),
+            CeleryPublisher(
+                celery,
+                pause_seconds=settings.publish_pause_seconds,
+                drain_waiting=drain_waiting_for(settings),
+            ),
             linger_seconds=PUBLISH_LINGER_SECONDS,
         )
         uow = UnitOfWork(make_session_factory(engine), publisher)

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from proctoring import events, statuses, vendor_calls
 from proctoring.attempts import attempts_for_cascades, lock_attempts
 from proctoring.clock import utcnow
-from proctoring.db import wake
+from proctoring.db import WakeupKind, wake
 from proctoring.ledger import INBOX
 from proctoring.models import (
     Attempt,
@@ -76,28 +76,31 @@ def apply_transitions(
             session, [transition_id for transition_id, attempt_id in rows if attempt_id is None]
         )
     attempts = lock_attempts(session, sorted(attempt_ids), skip_locked=True)
+    beyond = None
     if drain:
-        attempts += _lock_oldest_pending(session, drain, exclude=attempt_ids)
-    return apply_pending(session, attempts, named=attempt_ids)
+        oldest, beyond = _oldest_pending(session, drain, exclude=attempt_ids)
+        attempts += lock_attempts(session, oldest, skip_locked=True)
+    done = apply_pending(session, attempts, named=attempt_ids)
+    if beyond is not None:
+        # More were waiting than one batch takes: a message for the first one left out, so
+        # the backlog is drained batch after batch without a message per request.
+        wake(session, WakeupKind.apply, [beyond])
+    return done
 
 
-def _lock_oldest_pending(session: Session, limit: int, exclude: set[int]) -> list[Attempt]:
-    """The attempts of the oldest ``limit`` pending requests, but ``exclude``, locked (SKIP
-    LOCKED) by the statement that finds them."""
-    oldest = select(Transition.attempt_id).where(
+def _oldest_pending(
+    session: Session, limit: int, exclude: set[int]
+) -> tuple[list[int], int | None]:
+    """The attempts of the oldest ``limit`` pending requests, but ``exclude``'s; and the id of
+    the next pending request after them, if there is one."""
+    query = select(Transition.id, Transition.attempt_id).where(
         Transition.state == TransitionState.pending, Transition.attempt_id.is_not(None)
     )
     if exclude:
-        oldest = oldest.where(Transition.attempt_id.not_in(exclude))
-    return list(
-        session.scalars(
-            select(Attempt)
-            .where(Attempt.id.in_(oldest.order_by(Transition.received_at).limit(limit)))
-            .order_by(Attempt.id)
-            .with_for_update(skip_locked=True)
-            .execution_options(populate_existing=True)
-        )
-    )
+        query = query.where(Transition.attempt_id.not_in(exclude))
+    rows = session.execute(query.order_by(Transition.received_at).limit(limit + 1)).all()
+    beyond = rows[limit].id if len(rows) > limit else None
+    return sorted({row.attempt_id for row in rows[:limit]}), beyond
 
 
 def _attempts_for_cascades(session: Session, transition_ids: Sequence[int]) -> set[int]:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+import redis
 from celery import Celery
 from kombu.exceptions import OperationalError
 
+from config import Settings
 from proctoring.db import Wakeup
 from workers import routing
 
@@ -21,18 +24,63 @@ log = logging.getLogger(__name__)
 # are applied in one task and one transaction instead of one each.
 CHUNK = 100
 
+REDIS_SCHEMES = ("redis://", "rediss://")
+
+
+class DrainWaiting:
+    """Whether the newest message in the transitions queue (Redis) is an apply message due at
+    once. Every apply message drains what is waiting when it runs (tasks/apply.py), so one
+    still in the queue will apply any request committed before it is taken: a wake-up sent
+    now would only cost its sender, the worker and the database a message that finds nothing.
+    A drain that leaves requests behind sends a message for them itself (proctoring/apply.py).
+
+    Anything unsure (no answer from Redis, a message it cannot read, a cascade message, a
+    retry that waits) counts as no: the wake-up is then sent.
+    """
+
+    def __init__(self, broker_url: str) -> None:
+        self._client = redis.Redis.from_url(
+            broker_url, socket_timeout=1.0, socket_connect_timeout=1.0
+        )
+
+    def __call__(self) -> bool:
+        try:
+            newest = self._client.lindex(routing.ROUTES[routing.APPLY_TRANSITIONS], 0)
+            headers = json.loads(newest)["headers"] if newest is not None else {}
+        except (redis.RedisError, ValueError, KeyError, TypeError):
+            return False
+        return headers.get("task") == routing.APPLY_TRANSITIONS and headers.get("eta") is None
+
+
+def drain_waiting_for(settings: Settings) -> DrainWaiting | None:
+    """The check for a broker that can answer it (Redis), when apply messages drain at all
+    (``PROCTORQ_APPLY_BATCH_SIZE`` above 0, the same for the API and the workers)."""
+    if settings.apply_batch_size <= 0 or not settings.broker_url.startswith(REDIS_SCHEMES):
+        return None
+    return DrainWaiting(settings.broker_url)
+
 
 class CeleryPublisher:
     """Sends one message per task name and chunk of ids.
 
     After a failure it pauses for a moment instead of failing every request on a dead
     broker: the rows are committed already, and the sweeper publishes them once it is back.
+
+    With ``drain_waiting`` (the API's, on Redis), apply wake-ups are not sent while an apply
+    message is still waiting in the queue: that one applies them (``DrainWaiting``).
     """
 
-    def __init__(self, app: Celery, pause_seconds: float = 2.0, chunk: int = CHUNK) -> None:
+    def __init__(
+        self,
+        app: Celery,
+        pause_seconds: float = 2.0,
+        chunk: int = CHUNK,
+        drain_waiting: Callable[[], bool] | None = None,
+    ) -> None:
         self.app = app
         self.pause_seconds = pause_seconds
         self.chunk = chunk
+        self.drain_waiting = drain_waiting
         self._paused_until = 0.0
         self._lock = threading.Lock()
 
@@ -43,6 +91,8 @@ class CeleryPublisher:
         by_task: dict[str, list[int]] = defaultdict(list)
         for wakeup in wakeups:
             by_task[routing.BY_WAKEUP[wakeup.kind]].append(wakeup.id)
+        if routing.APPLY_TRANSITIONS in by_task and self.drain_waiting and self.drain_waiting():
+            del by_task[routing.APPLY_TRANSITIONS]
         try:
             for name, ids in by_task.items():
                 unique = sorted(set(ids))

@@ -227,3 +227,17 @@ def test_a_batch_does_not_wait_for_an_attempt_another_batch_holds(postgres_url: 
         applied = apply.apply_transitions(session, [request_id], drain=10)
         assert [t.id for t in applied] == [request_id]
     engine.dispose()
+
+
+def test_a_drain_that_leaves_requests_behind_wakes_the_first_of_them(session: Session) -> None:
+    """A message drains a batch; when more were waiting, it sends one message for the rest, so
+    a backlog is drained batch after batch without a message per request (the API sends none
+    while an apply message waits: workers/publisher.py, DrainWaiting)."""
+    requests = [f.request(session, f.attempt(session), "started", "learner") for _ in range(5)]
+    session.info.pop("wakeups", None)  # those of recording them
+    done = apply.apply_transitions(session, [], drain=3)
+    assert [t.id for t in done] == [r.id for r in requests[:3]]
+    assert [w.id for w in pending_wakeups(session) if w.kind == "apply"] == [requests[3].id]
+    session.info.pop("wakeups", None)
+    assert len(apply.apply_transitions(session, [], drain=3)) == 2
+    assert [w for w in pending_wakeups(session) if w.kind == "apply"] == []  # none left

@@ -1,19 +1,30 @@
 """The API's coalescing publisher: wake-ups handed over while one message is being sent go out
-together in the next; a failed send loses the batch to the sweeper, not the publisher."""
+together in the next; a failed send loses the batch to the sweeper, not the publisher; apply
+wake-ups an apply message still waiting will take up are left out (real Redis)."""
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import threading
 import time
 from collections.abc import Sequence
 
 import pytest
+import redis
 
+from config import load_settings
 from proctoring.db import Wakeup, WakeupKind
 from proctoring.models import OutboxKind
 from workers import routing
-from workers.publisher import CoalescingPublisher
+from workers.app import create_app
+from workers.publisher import (
+    CeleryPublisher,
+    CoalescingPublisher,
+    DrainWaiting,
+    drain_waiting_for,
+)
 
 
 class Broker:
@@ -84,3 +95,41 @@ def test_under_a_steady_stream_wakeups_are_gathered_for_the_linger() -> None:
         time.sleep(0.01)
     assert publisher.flush(10)
     assert batches == [[1], list(range(2, 12))]
+
+
+def test_an_apply_message_waiting_in_the_queue_makes_a_wakeup_needless(redis_url: str) -> None:
+    """Every apply message drains what is waiting when it runs: while one waits in the
+    queue, it will apply a request committed now. A cascade message or a retry that waits
+    does not count."""
+    celery = create_app(load_settings(broker_url=redis_url), current=False)
+    waiting = DrainWaiting(redis_url)
+    assert not waiting()
+    celery.send_task(routing.CASCADE_DECLINES, args=[[1]])
+    assert not waiting()
+    celery.send_task(routing.APPLY_TRANSITIONS, args=[[2]], countdown=30)
+    assert not waiting()
+    celery.send_task(routing.APPLY_TRANSITIONS, args=[[3]])
+    assert waiting()
+    assert not DrainWaiting("redis://127.0.0.1:1/0")()  # no answer: send it
+
+
+def test_the_api_leaves_out_apply_wakeups_an_apply_message_will_take_up(
+    redis_url: str,
+) -> None:
+    celery = create_app(load_settings(broker_url=redis_url), current=False)
+    client = redis.Redis.from_url(redis_url)
+    publisher = CeleryPublisher(celery, drain_waiting=DrainWaiting(redis_url))
+    publisher([Wakeup("apply", 1)])
+    publisher([Wakeup("apply", 2), Wakeup("credit", 7)])  # the first one is still waiting
+    carried = [
+        (json.loads(m)["headers"]["task"], json.loads(base64.b64decode(json.loads(m)["body"]))[0])
+        for m in reversed(client.lrange("transitions", 0, -1) + client.lrange("credit", 0, -1))
+    ]
+    assert sorted(carried) == [(routing.APPLY_TRANSITIONS, [[1]]), (routing.UPDATE_CREDIT, [[7]])]
+
+
+def test_only_a_redis_broker_and_draining_messages_leave_wakeups_out() -> None:
+    redis_broker = "redis://127.0.0.1:6379/0"
+    assert drain_waiting_for(load_settings(broker_url=redis_broker)) is not None
+    assert drain_waiting_for(load_settings(broker_url=redis_broker, apply_batch_size=0)) is None
+    assert drain_waiting_for(load_settings(broker_url="sqla+sqlite:///var/b.sqlite3")) is None
