@@ -259,7 +259,10 @@ def main() -> None:
     args = parser.parse_args()
     n = args.requests
     has_wrk = shutil.which("wrk") is not None
-    with environment() as stack:
+    # No worker takes the messages here, so the first apply message would stay in the queue
+    # and the API would send no other (workers/publisher.py, DrainWaiting). With batches of 0
+    # it sends every wake-up, as it does when the workers keep up: the dearer case.
+    with environment(PROCTORQ_APPLY_BATCH_SIZE="0") as stack:
         attempts, _ = seed(stack, 2000, Status.created)
         token = bearer(9_000_001, staff=True)
         targets = load.shuffled([attempts[i % len(attempts)] for i in range(n)])
