@@ -45,20 +45,23 @@ def apply_transitions(
 ) -> list[Transition]:
     """Apply every pending request of the attempts these requests belong to.
 
-    With ``drain``, also up to that many other attempts with pending requests, oldest first:
-    one task and one transaction then apply a whole backlog, and the messages for those
+    With ``drain``, also the attempts of up to that many other pending requests, oldest
+    first: one task and one transaction then apply a whole backlog, and the messages for those
     requests find theirs done (they drain what waits then, with no ids of their own left).
 
-    Attempts another transaction holds are left to it (SKIP LOCKED), the named ones too: a
-    batch does not wait for the batch before it. Nothing is left behind by that. The named
-    requests are committed (their message is sent after the commit), and an applier reads an
-    attempt's pending requests after it has locked the attempt, and a request is recorded
-    under a KEY SHARE lock that an applier's lock waits for. So the applier holding a named
-    attempt either locked it after the request committed, and applies it, or had it before
-    the request was recorded, and then the request committed after that applier finished and
-    cannot find it still holding the attempt. A recorder holding KEY SHARE at this moment
-    wakes its own request when it commits, and that apply finds this one too; one that rolls
-    back leaves this request to the sweeper (PROCTORQ_SWEEP_AFTER_SECONDS).
+    The named attempts are locked waiting for any holder; the drained ones with SKIP LOCKED,
+    so a batch never waits for a batch over work it was not asked for. A drained attempt held
+    by another transaction is mostly being applied by it, but not always: a follow-up that
+    inserts a row naming the attempt (an e-mail's claim, an event) holds it too (a foreign
+    key's KEY SHARE lock). So the first request a drain leaves out, held by another or beyond
+    its batch, is woken after the commit: the API sends no message while an apply message
+    waits in the queue (workers/publisher.py), and the drains carry a backlog on themselves.
+    That message names the request, so it waits for the holder, and finds the request
+    applied or applies it.
+
+    A named request is never missed: its message is sent after its commit, an applier reads
+    an attempt's pending requests after it has locked the attempt, and a request is recorded
+    under a KEY SHARE lock that an applier's lock waits for.
 
     The caller's transaction holds the attempts' locks until it commits; follow-ups are outbox
     rows in the same transaction, published after the commit. Returns what was applied.
@@ -75,32 +78,40 @@ def apply_transitions(
         attempt_ids |= _attempts_for_cascades(
             session, [transition_id for transition_id, attempt_id in rows if attempt_id is None]
         )
-    attempts = lock_attempts(session, sorted(attempt_ids), skip_locked=True)
-    beyond = None
+    attempts = lock_attempts(session, sorted(attempt_ids))
+    left_out = None
     if drain:
-        oldest, beyond = _oldest_pending(session, drain, exclude=attempt_ids)
-        attempts += lock_attempts(session, oldest, skip_locked=True)
+        oldest = _oldest_pending(session, drain + 1, exclude=attempt_ids)
+        drained = lock_attempts(
+            session, sorted({attempt for _, attempt in oldest[:drain]}), skip_locked=True
+        )
+        attempts += drained
+        left_out = _first_left_out(oldest, drain, {attempt.id for attempt in drained})
     done = apply_pending(session, attempts, named=attempt_ids)
-    if beyond is not None:
-        # More were waiting than one batch takes: a message for the first one left out, so
-        # the backlog is drained batch after batch without a message per request.
-        wake(session, WakeupKind.apply, [beyond])
+    if left_out is not None:
+        wake(session, WakeupKind.apply, [left_out])
     return done
 
 
-def _oldest_pending(
-    session: Session, limit: int, exclude: set[int]
-) -> tuple[list[int], int | None]:
-    """The attempts of the oldest ``limit`` pending requests, but ``exclude``'s; and the id of
-    the next pending request after them, if there is one."""
+def _oldest_pending(session: Session, limit: int, exclude: set[int]) -> list[tuple[int, int]]:
+    """The oldest ``limit`` pending requests but ``exclude``'s: (request id, attempt id)."""
     query = select(Transition.id, Transition.attempt_id).where(
         Transition.state == TransitionState.pending, Transition.attempt_id.is_not(None)
     )
     if exclude:
         query = query.where(Transition.attempt_id.not_in(exclude))
-    rows = session.execute(query.order_by(Transition.received_at).limit(limit + 1)).all()
-    beyond = rows[limit].id if len(rows) > limit else None
-    return sorted({row.attempt_id for row in rows[:limit]}), beyond
+    rows = session.execute(query.order_by(Transition.received_at).limit(limit)).all()
+    return [(transition_id, attempt_id) for transition_id, attempt_id in rows if attempt_id]
+
+
+def _first_left_out(oldest: list[tuple[int, int]], drain: int, held: set[int]) -> int | None:
+    """The first of these requests a batch holding ``held`` does not apply: one whose
+    attempt another transaction held, or, when more were waiting than ``drain``, the one
+    after them."""
+    for transition_id, attempt_id in oldest[:drain]:
+        if attempt_id not in held:
+            return transition_id
+    return oldest[drain][0] if len(oldest) > drain else None
 
 
 def _attempts_for_cascades(session: Session, transition_ids: Sequence[int]) -> set[int]:

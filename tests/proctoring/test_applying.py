@@ -5,10 +5,11 @@ real database (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from proctoring import apply
@@ -209,23 +210,58 @@ def test_a_named_attempt_that_fails_fails_alone(session: Session) -> None:
     assert _woken_outbox_rows_exist(session)
 
 
-def test_a_batch_does_not_wait_for_an_attempt_another_batch_holds(postgres_url: str) -> None:
-    """The holder applies what it holds: a task naming a request of that attempt goes on
-    without it, and the request is applied by the holder (here, once it is free)."""
-    engine = make_engine(postgres_url)
+def _held_attempt(engine: Engine) -> tuple[int, int]:
     with Session(engine) as session, session.begin():
         attempt = f.attempt(session)
-        attempt_id = attempt.id
-        request_id = f.request(session, attempt, "started", "learner").id
+        return attempt.id, f.request(session, attempt, "started", "learner").id
+
+
+def _key_share(session: Session, attempt_id: int) -> None:
+    """What a follow-up inserting a row that names the attempt holds (an e-mail's claim)."""
+    session.execute(
+        select(Attempt.id)
+        .where(Attempt.id == attempt_id)
+        .with_for_update(read=True, key_share=True)
+    ).one()
+
+
+def test_a_drain_skips_an_attempt_another_holds_and_wakes_its_request(postgres_url: str) -> None:
+    """A batch does not wait over work it was not asked for; the request it leaves out gets a
+    message, which names it and so waits for the holder."""
+    engine = make_engine(postgres_url)
+    attempt_id, request_id = _held_attempt(engine)
     with Session(engine) as holder, holder.begin():
-        holder.execute(select(Attempt).where(Attempt.id == attempt_id).with_for_update()).one()
+        _key_share(holder, attempt_id)
         with Session(engine) as other, other.begin():
             began = time.monotonic()
-            assert apply.apply_transitions(other, [request_id], drain=10) == []
+            assert apply.apply_transitions(other, [], drain=10) == []
             assert time.monotonic() - began < 2
-    with Session(engine) as session, session.begin():
-        applied = apply.apply_transitions(session, [request_id], drain=10)
-        assert [t.id for t in applied] == [request_id]
+            assert [w.id for w in pending_wakeups(other)] == [request_id]
+    engine.dispose()
+
+
+def test_a_named_attempt_is_waited_for_whoever_holds_it(postgres_url: str) -> None:
+    """Another applier holding it has applied the request by then; an e-mail's claim holding
+    it has not, and the request would otherwise wait for the sweep."""
+    engine = make_engine(postgres_url)
+    attempt_id, request_id = _held_attempt(engine)
+    locked = threading.Event()
+
+    def hold() -> None:
+        with Session(engine) as holder, holder.begin():
+            _key_share(holder, attempt_id)
+            locked.set()
+            time.sleep(0.3)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert locked.wait(10)
+        with Session(engine) as session, session.begin():
+            applied = apply.apply_transitions(session, [request_id], drain=10)
+            assert [t.id for t in applied] == [request_id]
+    finally:
+        thread.join()
     engine.dispose()
 
 
