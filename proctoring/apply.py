@@ -53,11 +53,13 @@ def apply_transitions(
     so a batch never waits for a batch over work it was not asked for. A drained attempt held
     by another transaction is mostly being applied by it, but not always: a follow-up that
     inserts a row naming the attempt (an e-mail's claim, an event) holds it too (a foreign
-    key's KEY SHARE lock). So the first request a drain leaves out, held by another or beyond
-    its batch, is woken after the commit: the API sends no message while an apply message
-    waits in the queue (workers/publisher.py), and the drains carry a backlog on themselves.
-    That message names the request, so it waits for the holder, and finds the request
-    applied or applies it.
+    key's KEY SHARE lock). A skipped attempt that FOR NO KEY UPDATE can still lock is held
+    by such a one only, and no applier will apply its requests. So the first request a drain
+    leaves out, held that way or beyond its batch, is woken after the commit: the API sends no
+    message while an apply message waits in the queue (workers/publisher.py), and the drains
+    carry a backlog on themselves. That message names the request and waits for the holder.
+    An attempt held by a write that is not an applier's (archiving it, a vendor call recording
+    its session) looks like an applier's: a request left out then waits for the sweep.
 
     A named request is never missed: its message is sent after its commit, an applier reads
     an attempt's pending requests after it has locked the attempt, and a request is recorded
@@ -86,7 +88,9 @@ def apply_transitions(
             session, sorted({attempt for _, attempt in oldest[:drain]}), skip_locked=True
         )
         attempts += drained
-        left_out = _first_left_out(oldest, drain, {attempt.id for attempt in drained})
+        skipped = {attempt for _, attempt in oldest[:drain]} - {a.id for a in drained}
+        held = {a.id for a in drained} | (skipped - _held_only_by_others(session, skipped))
+        left_out = _first_left_out(oldest, drain, held)
     done = apply_pending(session, attempts, named=attempt_ids)
     if left_out is not None:
         wake(session, WakeupKind.apply, [left_out])
@@ -102,6 +106,21 @@ def _oldest_pending(session: Session, limit: int, exclude: set[int]) -> list[tup
         query = query.where(Transition.attempt_id.not_in(exclude))
     rows = session.execute(query.order_by(Transition.received_at).limit(limit)).all()
     return [(transition_id, attempt_id) for transition_id, attempt_id in rows if attempt_id]
+
+
+def _held_only_by_others(session: Session, attempt_ids: set[int]) -> set[int]:
+    """Of attempts a drain skipped, those no applier holds: FOR NO KEY UPDATE does not
+    conflict with the KEY SHARE lock of a transaction inserting a row that names the attempt
+    (an e-mail's claim, an event), and does conflict with an applier's FOR UPDATE."""
+    if not attempt_ids or session.get_bind().dialect.name != "postgresql":
+        return set()
+    return set(
+        session.scalars(
+            select(Attempt.id)
+            .where(Attempt.id.in_(sorted(attempt_ids)))
+            .with_for_update(skip_locked=True, key_share=True)
+        )
+    )
 
 
 def _first_left_out(oldest: list[tuple[int, int]], drain: int, held: set[int]) -> int | None:

@@ -240,6 +240,18 @@ def test_a_drain_skips_an_attempt_another_holds_and_wakes_its_request(postgres_u
     engine.dispose()
 
 
+def test_a_drain_leaves_an_attempt_an_applier_holds_to_it(postgres_url: str) -> None:
+    """No message for a request whose attempt another applier holds: that one applies it."""
+    engine = make_engine(postgres_url)
+    attempt_id, _ = _held_attempt(engine)
+    with Session(engine) as holder, holder.begin():
+        apply.lock_attempts(holder, [attempt_id])
+        with Session(engine) as other, other.begin():
+            assert apply.apply_transitions(other, [], drain=10) == []
+            assert pending_wakeups(other) == []
+    engine.dispose()
+
+
 def test_a_named_attempt_is_waited_for_whoever_holds_it(postgres_url: str) -> None:
     """Another applier holding it has applied the request by then; an e-mail's claim holding
     it has not, and the request would otherwise wait for the sweep."""
