@@ -89,8 +89,8 @@ def apply_transitions(
         )
         attempts += drained
         skipped = {attempt for _, attempt in oldest[:drain]} - {a.id for a in drained}
-        held = {a.id for a in drained} | (skipped - _held_only_by_others(session, skipped))
-        left_out = _first_left_out(oldest, drain, held)
+        covered = {a.id for a in drained} | (skipped - _held_only_by_others(session, skipped))
+        left_out = _first_left_out(oldest, drain, covered)
     done = apply_pending(session, attempts, named=attempt_ids)
     if left_out is not None:
         wake(session, WakeupKind.apply, [left_out])
@@ -123,12 +123,12 @@ def _held_only_by_others(session: Session, attempt_ids: set[int]) -> set[int]:
     )
 
 
-def _first_left_out(oldest: list[tuple[int, int]], drain: int, held: set[int]) -> int | None:
-    """The first of these requests a batch holding ``held`` does not apply: one whose
-    attempt another transaction held, or, when more were waiting than ``drain``, the one
-    after them."""
+def _first_left_out(oldest: list[tuple[int, int]], drain: int, covered: set[int]) -> int | None:
+    """The first of these requests no applier takes up (its attempt is not in ``covered``:
+    this batch's, or held by another applier), or, when more were waiting than ``drain``, the
+    one after them."""
     for transition_id, attempt_id in oldest[:drain]:
-        if attempt_id not in held:
+        if attempt_id not in covered:
             return transition_id
     return oldest[drain][0] if len(oldest) > drain else None
 
