@@ -46,10 +46,14 @@ class DrainWaiting:
     def __call__(self) -> bool:
         try:
             newest = self._client.lindex(routing.ROUTES[routing.APPLY_TRANSITIONS], 0)
-            headers = json.loads(newest)["headers"] if newest is not None else {}
-        except (redis.RedisError, ValueError, KeyError, TypeError):
+            if newest is None:
+                return False
+            headers = json.loads(newest)["headers"]
+            return bool(
+                headers.get("task") == routing.APPLY_TRANSITIONS and headers.get("eta") is None
+            )
+        except (redis.RedisError, ValueError, LookupError, TypeError, AttributeError):
             return False
-        return headers.get("task") == routing.APPLY_TRANSITIONS and headers.get("eta") is None
 
 
 def drain_waiting_for(settings: Settings) -> DrainWaiting | None:

@@ -10,13 +10,16 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 import redis
 
+from api.app import create_app as create_api
 from config import load_settings
 from proctoring.db import Wakeup, WakeupKind
 from proctoring.models import OutboxKind
+from tests.support.databases import migrated_database
 from workers import routing
 from workers.app import create_app
 from workers.publisher import (
@@ -111,6 +114,9 @@ def test_an_apply_message_waiting_in_the_queue_makes_a_wakeup_needless(redis_url
     celery.send_task(routing.APPLY_TRANSITIONS, args=[[3]])
     assert waiting()
     assert not DrainWaiting("redis://127.0.0.1:1/0")()  # no answer: send it
+    for unreadable in (b"not json", b"[1]", b'{"headers": "x"}', b"{}"):
+        redis.Redis.from_url(redis_url).lpush("transitions", unreadable)
+        assert not waiting(), unreadable
 
 
 def test_the_api_leaves_out_apply_wakeups_an_apply_message_will_take_up(
@@ -133,3 +139,12 @@ def test_only_a_redis_broker_and_draining_messages_leave_wakeups_out() -> None:
     assert drain_waiting_for(load_settings(broker_url=redis_broker)) is not None
     assert drain_waiting_for(load_settings(broker_url=redis_broker, apply_batch_size=0)) is None
     assert drain_waiting_for(load_settings(broker_url="sqla+sqlite:///var/b.sqlite3")) is None
+
+
+def test_the_api_checks_the_queue_on_redis(redis_url: str, tmp_path: Path) -> None:
+    engine_url = migrated_database("sqlite", str(tmp_path))
+    settings = load_settings(broker_url=redis_url, database_url=engine_url)
+    app = create_api(settings, celery=create_app(settings, current=False))
+    publisher = app.state.uow.publisher
+    assert isinstance(publisher.inner.drain_waiting, DrainWaiting)
+    app.state.uow.engine.dispose()
