@@ -93,9 +93,15 @@ _user_ids = itertools.count(1_000_000)  # each benchmark has a fresh database
 
 
 def seed(
-    stack_: Stack, learners: int, status: Status = Status.started, exams: int = 1
+    stack_: Stack,
+    learners: int,
+    status: Status = Status.started,
+    exams: int = 1,
+    *,
+    analyzed: bool = True,
 ) -> tuple[list[int], list[int]]:
-    """A course with exams, and one attempt per learner at the first exam, in ``status``."""
+    """A course with exams, and one attempt per learner at the first exam, in ``status``;
+    then the planner's statistics, unless ``analyzed`` is false."""
     now = utcnow()
     course_id = f"course-v1:bench+{int(time.time() * 1000)}+2026"
     with stack_.engine.begin() as connection:
@@ -161,7 +167,8 @@ def seed(
                     ],
                 ).scalars()
             )
-    analyze(stack_)
+    if analyzed:
+        analyze(stack_)
     return attempt_ids, exam_ids
 
 

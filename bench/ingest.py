@@ -52,15 +52,20 @@ class Server:
 
     def cpu_seconds(self) -> float:
         """User and system CPU of the server and its children so far, from /proc."""
-        ticks = os.sysconf("SC_CLK_TCK")
-        total = 0
-        for pid in {self.pid, *descendants(self.pid)}:
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        return total / ticks
+        return cpu_seconds(self.pid)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU of a process and its descendants so far, from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for one in {pid, *descendants(pid)}:
+        try:
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
 
 
 @contextmanager
