@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from proctoring import apply, timeouts, transitions
@@ -47,3 +48,35 @@ def test_time_left_or_not_in_progress_is_left_alone(session: Session) -> None:
     submitted = overdue(session)
     f.move(session, submitted, "submitted", "learner")
     assert timeouts.expire_overdue_attempts(session) == []
+
+
+def started(session: Session, seconds_ago: float) -> Attempt:
+    attempt = f.attempt(session, f.exam(session, time_limit_mins=60))
+    f.move(session, attempt, "started", "learner")
+    attempt.started_at = utcnow() - dt.timedelta(seconds=seconds_ago)
+    session.flush()
+    return attempt
+
+
+def test_the_database_picks_by_the_minute_and_second(session: Session) -> None:
+    late = started(session, 3600 + 3)
+    on_time = started(session, 3600 - 30)
+    (transition_id,) = timeouts.expire_overdue_attempts(session)
+    assert transitions.get_transition(session, transition_id).attempt_id == late.id
+    assert on_time.status is Status.started
+
+
+def test_the_sweep_reads_only_attempts_whose_time_is_up(session: Session) -> None:
+    late = started(session, 3600 + 60)
+    fresh = [started(session, 60).id for _ in range(3)]
+    session.expunge_all()
+    loaded: set[int] = set()
+
+    @event.listens_for(session, "loaded_as_persistent")
+    def seen(_: Session, instance: object) -> None:
+        if isinstance(instance, Attempt):
+            loaded.add(instance.id)
+
+    timeouts.expire_overdue_attempts(session)
+    assert late.id in loaded
+    assert loaded.isdisjoint(fresh)
