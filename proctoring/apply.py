@@ -207,8 +207,8 @@ class _Batch:
     """The writes of one batch: applied in memory, written at once, woken after.
 
     The requests' and attempts' new values go out as one UPDATE per table and set of columns
-    (an executemany), and the history as one INSERT: SQLAlchemy's unit of work, tracking each
-    row's changes, took a third of an applying worker's CPU (docs/PERFORMANCE.md).
+    (an executemany), and the history as one INSERT: the unit of work's flush, tracking each
+    row's changes, was a third of the appliers' CPU in a profile (docs/PERFORMANCE.md).
     """
 
     def __init__(self, session: Session, attempt_ids: Iterable[int]) -> None:

@@ -14,12 +14,17 @@ from proctoring.statuses import Source, Status
 from tests.support import factories as f
 
 
-def overdue(session: Session, minutes_ago: int = 100) -> Attempt:
+def started(session: Session, seconds_ago: float) -> Attempt:
+    """An attempt with an hour's limit, started this long ago."""
     attempt = f.attempt(session, f.exam(session, time_limit_mins=60))
     f.move(session, attempt, "started", "learner")
-    attempt.started_at = utcnow() - dt.timedelta(minutes=minutes_ago)
+    attempt.started_at = utcnow() - dt.timedelta(seconds=seconds_ago)
     session.flush()
     return attempt
+
+
+def overdue(session: Session, minutes_ago: int = 100) -> Attempt:
+    return started(session, minutes_ago * 60)
 
 
 def test_the_sweep_records_a_stamped_time_out(session: Session) -> None:
@@ -48,14 +53,6 @@ def test_time_left_or_not_in_progress_is_left_alone(session: Session) -> None:
     submitted = overdue(session)
     f.move(session, submitted, "submitted", "learner")
     assert timeouts.expire_overdue_attempts(session) == []
-
-
-def started(session: Session, seconds_ago: float) -> Attempt:
-    attempt = f.attempt(session, f.exam(session, time_limit_mins=60))
-    f.move(session, attempt, "started", "learner")
-    attempt.started_at = utcnow() - dt.timedelta(seconds=seconds_ago)
-    session.flush()
-    return attempt
 
 
 def test_the_database_picks_by_the_minute_and_second(session: Session) -> None:
