@@ -4,7 +4,7 @@ leaves out (proctoring/apply.py, `apply_transitions`)."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from proctoring.attempts import lock_attempts
@@ -24,13 +24,26 @@ def take_along(session: Session, limit: int, exclude: set[int]) -> tuple[list[At
 
 
 def _oldest_pending(session: Session, limit: int, exclude: set[int]) -> list[tuple[int, int]]:
-    """The oldest ``limit`` pending requests but ``exclude``'s: (request id, attempt id)."""
+    """The oldest ``limit`` pending requests but ``exclude``'s: (request id, attempt id).
+
+    On PostgreSQL they are read by walking ``ix_transitions_pending`` in order, never by a
+    bitmap scan. Applying a request leaves its entry in that partial index until vacuum. A
+    walk marks an entry dead once no transaction can see its row, and later walks skip it; a
+    bitmap scan (what the planner picks when its statistics say few requests are pending)
+    reads every entry every time, and so read, per batch, every request applied since the
+    table's last vacuum (docs/PERFORMANCE.md, "The drain's read of the pending index").
+    """
     query = select(Transition.id, Transition.attempt_id).where(
         Transition.state == TransitionState.pending, Transition.attempt_id.is_not(None)
     )
     if exclude:
         query = query.where(Transition.attempt_id.not_in(exclude))
+    walk = session.get_bind().dialect.name == "postgresql"
+    if walk:
+        session.execute(text("SET LOCAL enable_bitmapscan = off"))
     rows = session.execute(query.order_by(Transition.received_at).limit(limit)).all()
+    if walk:
+        session.execute(text("SET LOCAL enable_bitmapscan TO DEFAULT"))
     return [(transition_id, attempt_id) for transition_id, attempt_id in rows if attempt_id]
 
 
