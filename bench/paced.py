@@ -61,7 +61,7 @@ def _counted(running: System) -> Iterator[dict[str, float]]:
     parts = _parts(running)
     broker = redis.Redis.from_url(REDIS_URL)
     with running.stack.engine.connect() as connection:
-        reads = dict(connection.execute(_INDEX_READS).tuples().all())
+        reads: dict[str, int] = dict(connection.execute(_INDEX_READS).all())
     before = {name: sum(cpu_seconds(pid) for pid in pids) for name, pids in parts.items()}
     broker.config_resetstat()
     counts: dict[str, float] = {}
@@ -70,7 +70,7 @@ def _counted(running: System) -> Iterator[dict[str, float]]:
         counts[name] = sum(cpu_seconds(pid) for pid in pids) - before[name]
     counts["messages"] = broker.info("commandstats").get("cmdstat_lpush", {}).get("calls", 0)
     with running.stack.engine.connect() as connection:
-        for index, read in connection.execute(_INDEX_READS).tuples():
+        for index, read in connection.execute(_INDEX_READS):
             counts[f"index {index}"] = read - reads.get(index, 0)
 
 
