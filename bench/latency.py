@@ -6,7 +6,11 @@ with wrk when it is installed (Debian's package `wrk`), a load generator that is
 out for a few seconds, then each of 64 connections waiting after every answer so that the
 whole comes to about half of wrk's own flat-out rate.
 
-    .venv/bin/python -m bench.latency [--requests 3000]
+    .venv/bin/python -m bench.latency [--requests 3000] [--api-processes 1]
+
+The API runs as the ingest row measures it and as `proctorq api` starts it by default: one
+process. `--api-processes 2` is docker-compose's setting; on two cores it raises the flat-out
+rate and takes CPU the appliers need at half of it (docs/PERFORMANCE.md).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from proctoring.statuses import Status
 from tests.support.tokens import bearer
 
 TOKEN = bearer(9_000_001, staff=True)
+API_PROCESSES = 1
 PACED_CONNECTIONS = 16
 WRK_FLAT_SECONDS = 3
 WRK_PACED_CONNECTIONS = 64  # wrk waits whole milliseconds: a longer turn, a finer pace
@@ -144,14 +149,16 @@ def by_wrk(running: System, n: int) -> Run:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--api-processes", type=int, default=API_PROCESSES)
     args = parser.parse_args()
-    with system() as running:
+    with system(api_processes=args.api_processes) as running:
         ours = by_load(running, args.requests)
         theirs = by_wrk(running, args.requests) if shutil.which("wrk") else None
     report(
         f"latency: accepted -> applied at half the maximum rate, {args.requests} paced requests",
         [
             ("machine", machine()),
+            ("API processes", str(args.api_processes)),
             *ours.rows("bench/load.py"),
             *(theirs.rows("wrk") if theirs else [("wrk", "not installed (apt-get install wrk)")]),
         ],

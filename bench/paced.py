@@ -4,6 +4,7 @@ accepted -> applied p50 and p99; and for the whole run: the CPU each part used (
 the apply messages Redis took, and the PostgreSQL indexes that were read most.
 
     .venv/bin/python -m bench.paced [--rate 700] [--seconds 10] [--stale-statistics]
+        [--api-processes 1]
 
 `--stale-statistics` leaves the seeded tables without planner statistics, as a table filled
 in a second is until autovacuum has analyzed it.
@@ -23,7 +24,7 @@ from sqlalchemy import select, text
 from bench import load
 from bench.common import machine, percentile, report, seed
 from bench.ingest import BODY, cpu_seconds
-from bench.latency import PACED_CONNECTIONS, TOKEN, ids_of
+from bench.latency import API_PROCESSES, PACED_CONNECTIONS, TOKEN, ids_of
 from bench.system import System, system, wait_applied, wait_followed_up
 from proctoring.models import Transition
 from proctoring.statuses import Status
@@ -42,12 +43,12 @@ def _postmaster() -> int:
     return int(found.stdout.split()[0])
 
 
-def _parts(running: System) -> dict[str, list[int]]:
+def _parts(running: System, api_processes: int) -> dict[str, list[int]]:
     """The processes of each part: their CPU is counted with their descendants'."""
     assert running.api is not None
     workers = {p.name: p.popen.pid for p in running.stack.processes}
     return {
-        "API (2 processes)": [running.api.pid],
+        f"API ({api_processes} process{'es' if api_processes > 1 else ''})": [running.api.pid],
         "applying worker (2 pool processes)": [workers["apply"]],
         "follow-up worker": [workers["followups"]],
         "beat": [workers["beat"]],
@@ -56,9 +57,9 @@ def _parts(running: System) -> dict[str, list[int]]:
 
 
 @contextmanager
-def _counted(running: System) -> Iterator[dict[str, float]]:
+def _counted(running: System, api_processes: int) -> Iterator[dict[str, float]]:
     """CPU seconds per part, apply messages sent and index entries read while inside."""
-    parts = _parts(running)
+    parts = _parts(running, api_processes)
     broker = redis.Redis.from_url(REDIS_URL)
     with running.stack.engine.connect() as connection:
         reads: dict[str, int] = dict(connection.execute(_INDEX_READS).all())
@@ -98,9 +99,10 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=700)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--stale-statistics", action="store_true")
+    parser.add_argument("--api-processes", type=int, default=API_PROCESSES)
     args = parser.parse_args()
     n = int(args.rate * args.seconds)
-    with system() as running:
+    with system(api_processes=args.api_processes) as running:
         assert running.port is not None
         attempts, _ = seed(
             running.stack, n + WARM_UP, Status.created, analyzed=not args.stale_statistics
@@ -114,7 +116,7 @@ def main() -> None:
         warm = load.run(running.port, requests(attempts[n:]), PACED_CONNECTIONS, keep_answers=True)
         wait_applied(running.stack, ids_of(warm.answers))
         wait_followed_up(running.stack)
-        with _counted(running) as counts:
+        with _counted(running, args.api_processes) as counts:
             paced = load.run(
                 running.port,
                 requests(attempts[:n]),

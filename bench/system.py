@@ -36,11 +36,15 @@ class System:
 
 @contextmanager
 def system(
-    *, slow_seconds: float = 0.0, api: bool = True, followup_threads: int = 32
+    *,
+    slow_seconds: float = 0.0,
+    api: bool = True,
+    api_processes: int = 2,
+    followup_threads: int = 32,
 ) -> Iterator[System]:
     """Workers as in production: one group applies, one does the follow-ups (threads, since
-    they wait on SMTP and the LMS), and beat. The SMTP server and the LMS answer after
-    ``slow_seconds``."""
+    they wait on SMTP and the LMS), and beat; the API in ``api_processes`` processes. The SMTP
+    server and the LMS answer after ``slow_seconds``."""
     with ExitStack() as stack_of:
         smtp = stack_of.enter_context(SMTPSink(delay=slow_seconds))
         lms = stack_of.enter_context(HTTPEndpoint(delay=slow_seconds))
@@ -52,7 +56,7 @@ def system(
             "followups", queues="credit,email", concurrency=followup_threads, pool="threads"
         )
         stack.start_beat()  # the sweeps and the relay, every five seconds, as in production
-        served = stack_of.enter_context(server(stack, 2)) if api else None
+        served = stack_of.enter_context(server(stack, api_processes)) if api else None
         yield System(stack, smtp, lms, served)
 
 
