@@ -31,7 +31,7 @@ def _oldest_pending(session: Session, limit: int, exclude: set[int]) -> list[tup
     walk marks an entry dead once no transaction can see its row, and later walks skip it; a
     bitmap scan (what the planner picks when its statistics say few requests are pending)
     reads every entry every time, and so read, per batch, every request applied since the
-    table's last vacuum (docs/PERFORMANCE.md, "The drain's read of the pending index").
+    table's last vacuum (docs/DECISIONS.md, "Pipeline").
     """
     query = select(Transition.id, Transition.attempt_id).where(
         Transition.state == TransitionState.pending, Transition.attempt_id.is_not(None)
