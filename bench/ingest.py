@@ -49,6 +49,7 @@ ROUTES = {
 class Server:
     port: int
     pid: int
+    processes: int
 
     def cpu_seconds(self) -> float:
         """User and system CPU of the server and its children so far, from /proc."""
@@ -93,7 +94,7 @@ def server(stack: Stack, workers: int) -> Iterator[Server]:
     )
     try:
         wait_until(lambda: _healthy(port), timeout=60, what="uvicorn")
-        yield Server(port, process.pid)
+        yield Server(port, process.pid, workers)
     finally:
         process.terminate()
         process.wait(30)

@@ -43,12 +43,13 @@ def _postmaster() -> int:
     return int(found.stdout.split()[0])
 
 
-def _parts(running: System, api_processes: int) -> dict[str, list[int]]:
+def _parts(running: System) -> dict[str, list[int]]:
     """The processes of each part: their CPU is counted with their descendants'."""
     assert running.api is not None
     workers = {p.name: p.popen.pid for p in running.stack.processes}
+    n = running.api.processes
     return {
-        f"API ({api_processes} process{'es' if api_processes > 1 else ''})": [running.api.pid],
+        f"API ({n} process{'es' if n > 1 else ''})": [running.api.pid],
         "applying worker (2 pool processes)": [workers["apply"]],
         "follow-up worker": [workers["followups"]],
         "beat": [workers["beat"]],
@@ -57,9 +58,9 @@ def _parts(running: System, api_processes: int) -> dict[str, list[int]]:
 
 
 @contextmanager
-def _counted(running: System, api_processes: int) -> Iterator[dict[str, float]]:
+def _counted(running: System) -> Iterator[dict[str, float]]:
     """CPU seconds per part, apply messages sent and index entries read while inside."""
-    parts = _parts(running, api_processes)
+    parts = _parts(running)
     broker = redis.Redis.from_url(REDIS_URL)
     with running.stack.engine.connect() as connection:
         reads: dict[str, int] = dict(connection.execute(_INDEX_READS).all())
@@ -116,7 +117,7 @@ def main() -> None:
         warm = load.run(running.port, requests(attempts[n:]), PACED_CONNECTIONS, keep_answers=True)
         wait_applied(running.stack, ids_of(warm.answers))
         wait_followed_up(running.stack)
-        with _counted(running, args.api_processes) as counts:
+        with _counted(running) as counts:
             paced = load.run(
                 running.port,
                 requests(attempts[:n]),
